@@ -1,0 +1,103 @@
+"""Hetrombopag dosing diary for trial NCT07243418."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from diary import db
+from diary.config import load_settings
+from diary.crypto import DataCipher
+from diary.extensions import babel, csrf, htmx, limiter, login_manager
+
+# No inline script or style anywhere: htmx's own indicator style is switched off in base.html.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; manifest-src 'self'; worker-src 'self'"
+)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=os.path.join(root, "templates"),
+        static_folder=os.path.join(root, "static"),
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(load_settings(instance_path=app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    from diary import study
+
+    app.extensions["diary.study"] = study.load_config(app.config["STUDY_CONFIG"])
+    app.extensions["diary.cipher"] = DataCipher(app.config["DATA_ENCRYPTION_KEY"])
+    if app.config["PROXY_FIX"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    db.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale, timezone_selector=_select_timezone)
+    login_manager.init_app(app)
+
+    from diary.auth import init_app as init_auth
+    from diary.auth.views import bp as auth_bp
+    from diary.cli import register as register_cli
+    from diary.patient.views import bp as patient_bp
+    from diary.staff.views import bp as staff_bp
+
+    init_auth(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(patient_bp)
+    app.register_blueprint(staff_bp)
+    register_cli(app)
+
+    app.after_request(_security_headers)
+    app.context_processor(_template_globals)
+    return app
+
+
+def _select_locale() -> str:
+    from flask_login import current_user
+
+    language = getattr(current_user, "language", None)
+    if language:
+        return language
+    if session.get("lang") in ("zh", "en"):
+        return session["lang"]
+    return request.accept_languages.best_match(["zh", "en"]) or "zh"
+
+
+def _select_timezone() -> str | None:
+    from flask_login import current_user
+
+    return getattr(current_user, "timezone", None)
+
+
+def _template_globals() -> dict[str, Any]:
+    from flask_babel import get_locale
+
+    locale = str(get_locale() or "zh")
+    return {"html_lang": "zh-CN" if locale.startswith("zh") else "en"}
+
+
+def _security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    # Pages carry personal health data: never let a shared cache or the back button keep them.
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

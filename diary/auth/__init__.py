@@ -1,0 +1,146 @@
+"""Who is signed in, and the one place where roles and site scope are enforced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, abort, current_app, redirect, request, url_for
+from flask_htmx.responses import HTMXResponseClientRedirect
+from flask_login import UserMixin, current_user
+from sqlmodel import select
+
+from diary import db
+from diary.auth.services import Policy
+from diary.extensions import htmx, login_manager
+from diary.models import Participant, StaffSite, StaffUser
+
+
+class StaffPrincipal(UserMixin):
+    kind = "staff"
+    language = None
+    timezone = None
+
+    def __init__(self, staff: StaffUser, site_ids: frozenset[int] | None):
+        self.staff = staff
+        self.id = staff.id
+        self.role = staff.role
+        self.name = staff.name
+        # None means every site (admins); otherwise the sites this person works at.
+        self.site_ids = site_ids
+
+    def get_id(self) -> str:
+        return f"staff:{self.staff.id}:{self.staff.auth_version}"
+
+    def can_see_site(self, site_id: int) -> bool:
+        return self.site_ids is None or site_id in self.site_ids
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.id}"
+
+
+class ParticipantPrincipal(UserMixin):
+    kind = "participant"
+
+    def __init__(self, participant: Participant):
+        self.participant = participant
+        self.id = participant.id
+        self.language = participant.language
+        self.timezone = participant.timezone
+
+    def get_id(self) -> str:
+        return f"participant:{self.participant.id}:{self.participant.auth_version}"
+
+    @property
+    def actor(self) -> str:
+        return f"participant:{self.id}"
+
+
+def staff_principal(staff: StaffUser) -> StaffPrincipal:
+    if staff.role == "admin":
+        return StaffPrincipal(staff, None)
+    rows = db.session().exec(select(StaffSite.site_id).where(StaffSite.staff_id == staff.id))
+    return StaffPrincipal(staff, frozenset(rows.all()))
+
+
+def _load_user(user_id: str):
+    # The id carries auth_version: a PIN or password change ends every other session.
+    try:
+        kind, raw_id, version = user_id.split(":")
+        pk, version_no = int(raw_id), int(version)
+    except ValueError:
+        return None
+    if kind == "staff":
+        staff = db.session().get(StaffUser, pk)
+        if staff and staff.is_active and staff.auth_version == version_no:
+            return staff_principal(staff)
+    elif kind == "participant":
+        participant = db.session().get(Participant, pk)
+        if participant and participant.status == "active" and participant.auth_version == version_no:
+            return ParticipantPrincipal(participant)
+    return None
+
+
+def _unauthorized():
+    target = "auth.staff_login" if request.blueprint == "staff" else "auth.participant_login"
+    url = url_for(target, next=request.full_path if request.method == "GET" else None)
+    if htmx:
+        # An expired session inside an htmx swap would otherwise paste the sign-in page into a fragment.
+        return HTMXResponseClientRedirect(url)
+    return redirect(url)
+
+
+def policy() -> Policy:
+    c = current_app.config
+    return Policy(
+        max_failures=c["LOGIN_MAX_FAILURES"],
+        lock_minutes=c["LOGIN_LOCK_MINUTES"],
+        activation_hours=c["ACTIVATION_HOURS"],
+        pin_reset_minutes=c["PIN_RESET_MINUTES"],
+    )
+
+
+def staff_required(*roles: str) -> Callable:
+    """Signed-in staff with one of `roles` (any role when none is given); others get 403."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return _unauthorized()
+            if current_user.kind != "staff" or (roles and current_user.role not in roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def participant_required(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return _unauthorized()
+        if current_user.kind != "participant":
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def participant_in_scope(participant_id: int) -> Participant:
+    """The participant, if the signed-in staff member works at their site; 404 or 403 otherwise."""
+    participant = db.session().get(Participant, participant_id)
+    if participant is None:
+        abort(404)
+    if not current_user.can_see_site(participant.site_id):
+        abort(403)
+    return participant
+
+
+def init_app(app: Flask) -> None:
+    login_manager.user_loader(_load_user)
+    login_manager.unauthorized_handler(_unauthorized)
+    login_manager.session_protection = "basic"

@@ -1,0 +1,303 @@
+"""Sign-in use cases: staff password + TOTP, participant activation, PIN and PIN reset.
+
+Every function takes the session and the instant `now`; none reads the clock or the request.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from diary import audit
+from diary.crypto import DataCipher, InvalidPhone, normalize_phone, token_hash
+from diary.models import AccessCode, Participant, StaffUser
+
+_hasher = PasswordHasher()
+PIN_RE = re.compile(r"^\d{4,6}$")
+# A dummy hash to verify against when the account does not exist, so that the response
+# time does not tell an attacker which phone numbers or e-mails are enrolled.
+_DUMMY_HASH = _hasher.hash("not-a-real-secret")
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_failures: int = 5
+    lock_minutes: int = 15
+    activation_hours: int = 72
+    pin_reset_minutes: int = 10
+
+
+class SignInError(Exception):
+    """Sign-in refused. `reason` is one of: invalid, locked, inactive, expired."""
+
+    def __init__(self, reason: str, locked_until: datetime | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.locked_until = locked_until
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher.hash(secret)
+
+
+def _verify(hash_: str | None, secret: str) -> bool:
+    try:
+        return _hasher.verify(hash_ or _DUMMY_HASH, secret) and hash_ is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _check_lock(account: StaffUser | Participant, now: datetime) -> None:
+    if account.locked_until is not None and account.locked_until > now:
+        raise SignInError("locked", account.locked_until)
+
+
+def _fail(session: Session, account, now: datetime, policy: Policy, actor: str, what: str) -> None:
+    """Count a failure; the configured count locks the account until the lock expires."""
+    attr = "failed_logins" if isinstance(account, StaffUser) else "failed_pins"
+    setattr(account, attr, getattr(account, attr) + 1)
+    locked = getattr(account, attr) >= policy.max_failures
+    if locked:
+        account.locked_until = now + timedelta(minutes=policy.lock_minutes)
+        setattr(account, attr, 0)
+    session.add(account)
+    audit.record(
+        session, actor=actor, action="sign_in_failed" if not locked else "account_locked",
+        entity=type(account).__name__, entity_id=account.id, at=now,
+        site_id=getattr(account, "site_id", None),
+        participant_id=account.id if isinstance(account, Participant) else None,
+        after={"what": what, "locked_until": account.locked_until if locked else None},
+    )
+    session.commit()
+    if locked:
+        raise SignInError("locked", account.locked_until)
+    raise SignInError("invalid")
+
+
+def _succeed(session: Session, account, now: datetime, actor: str, action: str) -> None:
+    if isinstance(account, StaffUser):
+        account.failed_logins = 0
+    else:
+        account.failed_pins = 0
+    account.locked_until = None
+    session.add(account)
+    audit.record(
+        session, actor=actor, action=action, entity=type(account).__name__, entity_id=account.id,
+        at=now, site_id=getattr(account, "site_id", None),
+        participant_id=account.id if isinstance(account, Participant) else None,
+    )
+    session.commit()
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+def check_staff_password(
+    session: Session, email: str, password: str, now: datetime, policy: Policy
+) -> StaffUser:
+    """First factor. Raises SignInError; on success the second factor (if any) is still due."""
+    staff = session.exec(select(StaffUser).where(StaffUser.email == email.strip().lower())).first()
+    if staff is None:
+        _verify(None, password)
+        raise SignInError("invalid")
+    _check_lock(staff, now)
+    if not _verify(staff.password_hash, password):
+        _fail(session, staff, now, policy, f"staff:{staff.id}", "password")
+    if not staff.is_active:
+        raise SignInError("inactive")
+    return staff
+
+
+def totp_for(staff: StaffUser, cipher: DataCipher) -> pyotp.TOTP | None:
+    if not staff.totp_secret_enc:
+        return None
+    return pyotp.TOTP(cipher.decrypt(staff.totp_secret_enc))
+
+
+def check_staff_totp(
+    session: Session, staff: StaffUser, code: str, now: datetime, policy: Policy,
+    cipher: DataCipher, secret: str | None = None,
+) -> None:
+    """Second factor; with `secret` it also confirms a new enrolment and stores the secret."""
+    _check_lock(staff, now)
+    totp = pyotp.TOTP(secret) if secret else totp_for(staff, cipher)
+    code = re.sub(r"\s", "", code or "")
+    step = _matching_step(totp, code, now) if totp else None
+    if step is None or (staff.totp_last_step is not None and step <= staff.totp_last_step):
+        _fail(session, staff, now, policy, f"staff:{staff.id}", "totp")
+    staff.totp_last_step = step
+    if secret:
+        staff.totp_secret_enc = cipher.encrypt(secret).decode()
+        audit.record(session, actor=f"staff:{staff.id}", action="totp_enrolled",
+                     entity="StaffUser", entity_id=staff.id, at=now)
+    _succeed(session, staff, now, f"staff:{staff.id}", "staff_signed_in")
+
+
+def _matching_step(totp: pyotp.TOTP, code: str, now: datetime) -> int | None:
+    # One step either side tolerates a phone clock 30 s off.
+    step = int(now.timestamp()) // totp.interval
+    for candidate in (step, step - 1, step + 1):
+        if secrets.compare_digest(totp.generate_otp(candidate), code):
+            return candidate
+    return None
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def record_staff_sign_in(session: Session, staff: StaffUser, now: datetime) -> None:
+    """Sign-in complete without a second factor (only where TOTP is not required)."""
+    _succeed(session, staff, now, f"staff:{staff.id}", "staff_signed_in")
+
+
+# --- participants --------------------------------------------------------------------------
+
+
+def issue_activation(
+    session: Session, participant: Participant, staff_id: int, now: datetime, policy: Policy
+) -> str:
+    """A one-time activation token for the participant's phone. Earlier unused ones stop working."""
+    for old in session.exec(
+        select(AccessCode).where(
+            AccessCode.participant_id == participant.id,
+            AccessCode.purpose == "activation",
+            AccessCode.used_at.is_(None),
+        )
+    ):
+        old.used_at = now
+        session.add(old)
+    token = secrets.token_urlsafe(32)
+    session.add(AccessCode(
+        participant_id=participant.id, purpose="activation", code_hash=token_hash(token),
+        expires_at=now + timedelta(hours=policy.activation_hours), created_by=staff_id,
+    ))
+    audit.record(session, actor=f"staff:{staff_id}", action="activation_issued",
+                 entity="Participant", entity_id=participant.id, at=now,
+                 site_id=participant.site_id, participant_id=participant.id)
+    session.commit()
+    return token
+
+
+def find_activation(session: Session, token: str, now: datetime) -> AccessCode:
+    code = session.exec(
+        select(AccessCode).where(
+            AccessCode.code_hash == token_hash(token), AccessCode.purpose == "activation"
+        )
+    ).first()
+    if code is None or code.used_at is not None or code.expires_at <= now:
+        raise SignInError("expired")
+    return code
+
+
+def activate(session: Session, token: str, pin: str, now: datetime) -> Participant:
+    """Use the activation token once to set the participant's PIN."""
+    code = find_activation(session, token, now)
+    participant = session.get(Participant, code.participant_id)
+    if participant is None or participant.status != "active":
+        raise SignInError("inactive")
+    _set_pin(participant, pin)
+    code.used_at = now
+    session.add(code)
+    _succeed(session, participant, now, f"participant:{participant.id}", "participant_activated")
+    return participant
+
+
+def _set_pin(participant: Participant, pin: str) -> None:
+    if not PIN_RE.match(pin):
+        raise ValueError("pin_format")
+    participant.pin_hash = hash_secret(pin)
+    # A new PIN signs out every other phone that was signed in with the old one.
+    participant.auth_version += 1
+
+
+def find_participant_by_phone(session: Session, raw_phone: str, cipher: DataCipher) -> Participant | None:
+    try:
+        phone = normalize_phone(raw_phone)
+    except InvalidPhone:
+        return None
+    return session.exec(
+        select(Participant).where(Participant.phone_hash == cipher.lookup_hash(phone))
+    ).first()
+
+
+def check_pin(
+    session: Session, raw_phone: str, pin: str, now: datetime, policy: Policy, cipher: DataCipher
+) -> Participant:
+    participant = find_participant_by_phone(session, raw_phone, cipher)
+    if participant is None:
+        _verify(None, pin)
+        raise SignInError("invalid")
+    _check_lock(participant, now)
+    if not _verify(participant.pin_hash, pin):
+        _fail(session, participant, now, policy, f"participant:{participant.id}", "pin")
+    if participant.status != "active":
+        raise SignInError("inactive")
+    _succeed(session, participant, now, f"participant:{participant.id}", "participant_signed_in")
+    return participant
+
+
+def issue_pin_reset(
+    session: Session, raw_phone: str, now: datetime, policy: Policy, cipher: DataCipher
+) -> tuple[Participant, str] | None:
+    """A 6-digit code for an enrolled, active number; None otherwise (the caller says the same)."""
+    participant = find_participant_by_phone(session, raw_phone, cipher)
+    if participant is None or participant.status != "active":
+        return None
+    code = f"{secrets.randbelow(10**6):06d}"
+    for old in session.exec(
+        select(AccessCode).where(
+            AccessCode.participant_id == participant.id,
+            AccessCode.purpose == "pin_reset",
+            AccessCode.used_at.is_(None),
+        )
+    ):
+        old.used_at = now
+        session.add(old)
+    session.add(AccessCode(
+        participant_id=participant.id, purpose="pin_reset",
+        code_hash=token_hash(f"{participant.id}:{code}"),
+        expires_at=now + timedelta(minutes=policy.pin_reset_minutes),
+    ))
+    audit.record(session, actor=f"participant:{participant.id}", action="pin_reset_requested",
+                 entity="Participant", entity_id=participant.id, at=now,
+                 site_id=participant.site_id, participant_id=participant.id)
+    session.flush()
+    return participant, code
+
+
+def reset_pin(
+    session: Session, raw_phone: str, code: str, new_pin: str, now: datetime, policy: Policy,
+    cipher: DataCipher,
+) -> Participant:
+    participant = find_participant_by_phone(session, raw_phone, cipher)
+    if participant is None:
+        raise SignInError("invalid")
+    _check_lock(participant, now)
+    pending = session.exec(
+        select(AccessCode).where(
+            AccessCode.participant_id == participant.id,
+            AccessCode.purpose == "pin_reset",
+            AccessCode.used_at.is_(None),
+        )
+    ).first()
+    if pending is None or pending.expires_at <= now:
+        raise SignInError("expired")
+    if not secrets.compare_digest(pending.code_hash, token_hash(f"{participant.id}:{code.strip()}")):
+        pending.attempts += 1
+        if pending.attempts >= policy.max_failures:
+            pending.used_at = now  # a guessed-at code is burnt
+        session.add(pending)
+        _fail(session, participant, now, policy, f"participant:{participant.id}", "pin_reset_code")
+    _set_pin(participant, new_pin)
+    pending.used_at = now
+    session.add(pending)
+    _succeed(session, participant, now, f"participant:{participant.id}", "pin_reset")
+    return participant

@@ -1,0 +1,276 @@
+"""Sign-in pages. Views translate requests; the decisions are in auth/services.py."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import segno
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from diary import clock, db
+from diary.auth import policy, staff_principal
+from diary.auth import services as auth
+from diary.auth.forms import (
+    ChoosePinForm,
+    ForgotPinForm,
+    ParticipantLoginForm,
+    ResetPinForm,
+    StaffLoginForm,
+    TotpForm,
+)
+from diary.extensions import limiter
+from diary.messaging import outbox
+from diary.models import Site, StaffUser
+
+bp = Blueprint("auth", __name__)
+login_limit = limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+# A password check without its second factor is only good for a few minutes.
+PENDING_MINUTES = 5
+
+
+def _cipher():
+    return current_app.extensions["diary.cipher"]
+
+
+def _safe_next(default: str) -> str:
+    target = request.args.get("next") or ""
+    parts = urlsplit(target)
+    # Only same-site paths: an open redirect after sign-in is a phishing tool.
+    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
+        return target
+    return default
+
+
+def _refusal(error: auth.SignInError) -> str:
+    if error.reason == "locked":
+        return _(
+            "Too many wrong attempts. Please wait %(minutes)d minutes and try again,"
+            " or call your study nurse.", minutes=policy().lock_minutes,
+        )
+    if error.reason == "inactive":
+        return _("This account is not active. Please contact the study team.")
+    if error.reason == "expired":
+        return _("This link or code has expired or was already used. Ask for a new one.")
+    return _("The details you entered do not match our records.")
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+@bp.route("/staff/login", methods=["GET", "POST"])
+@login_limit
+def staff_login():
+    form = StaffLoginForm()
+    if form.validate_on_submit():
+        try:
+            staff = auth.check_staff_password(
+                db.session(), form.email.data, form.password.data, clock.now(), policy()
+            )
+        except auth.SignInError as exc:
+            flash(_refusal(exc), "error")
+            return render_template("auth/staff_login.html", form=form), 401
+        session["pending_staff"] = [staff.id, staff.auth_version, clock.now().timestamp()]
+        if staff.totp_secret_enc:
+            return redirect(url_for("auth.staff_totp", next=request.args.get("next")))
+        if current_app.config["STAFF_TOTP_REQUIRED"]:
+            return redirect(url_for("auth.staff_totp_setup", next=request.args.get("next")))
+        auth.record_staff_sign_in(db.session(), staff, clock.now())
+        return _finish_staff_login(staff)
+    return render_template("auth/staff_login.html", form=form)
+
+
+def _pending_staff() -> StaffUser:
+    pending = session.get("pending_staff")
+    if not pending:
+        abort(redirect(url_for("auth.staff_login")))
+    staff_id, version, started = pending
+    staff = db.session().get(StaffUser, staff_id)
+    expired = clock.now().timestamp() - started > PENDING_MINUTES * 60
+    if staff is None or staff.auth_version != version or expired:
+        session.pop("pending_staff", None)
+        abort(redirect(url_for("auth.staff_login")))
+    return staff
+
+
+def _finish_staff_login(staff: StaffUser):
+    session.pop("pending_staff", None)
+    session.pop("totp_setup_secret", None)
+    session.permanent = True  # PERMANENT_SESSION_LIFETIME is the idle timeout
+    login_user(staff_principal(staff), remember=False)
+    return redirect(_safe_next(url_for("staff.home")))
+
+
+@bp.route("/staff/login/code", methods=["GET", "POST"])
+@login_limit
+def staff_totp():
+    staff = _pending_staff()
+    form = TotpForm()
+    if form.validate_on_submit():
+        try:
+            auth.check_staff_totp(db.session(), staff, form.code.data, clock.now(), policy(), _cipher())
+        except auth.SignInError as exc:
+            flash(_refusal(exc), "error")
+            return render_template("auth/staff_totp.html", form=form), 401
+        return _finish_staff_login(staff)
+    return render_template("auth/staff_totp.html", form=form)
+
+
+@bp.route("/staff/login/setup-code", methods=["GET", "POST"])
+@login_limit
+def staff_totp_setup():
+    staff = _pending_staff()
+    if staff.totp_secret_enc:
+        return redirect(url_for("auth.staff_totp"))
+    secret = session.setdefault("totp_setup_secret", auth.new_totp_secret())
+    form = TotpForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            auth.check_staff_totp(
+                db.session(), staff, form.code.data, clock.now(), policy(), _cipher(), secret=secret
+            )
+        except auth.SignInError as exc:
+            flash(_refusal(exc), "error")
+            status = 401
+        else:
+            return _finish_staff_login(staff)
+    uri = auth.pyotp.TOTP(secret).provisioning_uri(name=staff.email, issuer_name="Hetrombopag diary")
+    qr_svg = segno.make(uri, error="m").svg_inline(scale=5, title=_("Scan with your authenticator app"))
+    return render_template("auth/staff_totp_setup.html", form=form, secret=secret, qr_svg=qr_svg), status
+
+
+@bp.post("/staff/logout")
+def staff_logout():
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.staff_login"))
+
+
+# --- participants --------------------------------------------------------------------------
+
+
+def _login_participant(participant) -> None:
+    from diary.auth import ParticipantPrincipal
+
+    session.pop("lang", None)
+    # Remember-me: a participant stays signed in on their own phone through their courses.
+    login_user(ParticipantPrincipal(participant), remember=True)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@login_limit
+def participant_login():
+    if current_user.is_authenticated and current_user.kind == "participant":
+        return redirect(url_for("patient.today"))
+    form = ParticipantLoginForm()
+    if form.validate_on_submit():
+        try:
+            participant = auth.check_pin(
+                db.session(), form.phone.data, form.pin.data, clock.now(), policy(), _cipher()
+            )
+        except auth.SignInError as exc:
+            flash(_refusal(exc), "error")
+            return render_template("auth/participant_login.html", form=form), 401
+        _login_participant(participant)
+        return redirect(_safe_next(url_for("patient.today")))
+    return render_template("auth/participant_login.html", form=form)
+
+
+@bp.route("/activate/<token>", methods=["GET", "POST"])
+@login_limit
+def activate(token: str):
+    try:
+        auth.find_activation(db.session(), token, clock.now())
+    except auth.SignInError as exc:
+        return render_template("auth/activation_expired.html", message=_refusal(exc)), 410
+    form = ChoosePinForm()
+    if form.validate_on_submit():
+        try:
+            participant = auth.activate(db.session(), token, form.pin.data, clock.now())
+        except auth.SignInError as exc:
+            return render_template("auth/activation_expired.html", message=_refusal(exc)), 410
+        _login_participant(participant)
+        flash(_("Your PIN is set. You will stay signed in on this phone."), "success")
+        return redirect(url_for("patient.today"))
+    return render_template("auth/activate.html", form=form)
+
+
+@bp.route("/pin/forgot", methods=["GET", "POST"])
+@login_limit
+def forgot_pin():
+    form = ForgotPinForm()
+    if form.validate_on_submit():
+        s, now = db.session(), clock.now()
+        issued = auth.issue_pin_reset(s, form.phone.data, now, policy(), _cipher())
+        if issued:
+            participant, code = issued
+            site = s.get(Site, participant.site_id)
+            message = outbox.enqueue(
+                s, _cipher(), dedupe_key=f"pin_reset:{participant.id}:{int(now.timestamp())}",
+                kind="pin_reset", site_id=site.id, participant_id=participant.id,
+                to=_cipher().decrypt(participant.phone_enc),
+                body=_pin_code_text(participant.language, code), not_before=now,
+                expires_at=now + timedelta(minutes=policy().pin_reset_minutes),
+            )
+            s.commit()
+            if message is not None:
+                outbox.send_now(s, _cipher(), message, now)
+        # The same answer whether or not the number is enrolled: a stranger learns nothing.
+        flash(_("If this number is enrolled in the study, a text message with a code is on its way."), "info")
+        return redirect(url_for("auth.reset_pin"))
+    return render_template("auth/forgot_pin.html", form=form)
+
+
+def _pin_code_text(language: str, code: str) -> str:
+    from flask_babel import force_locale
+
+    with force_locale(language):
+        return _("Your diary code is %(code)s. It works for 10 minutes. Do not share it.", code=code)
+
+
+@bp.route("/pin/reset", methods=["GET", "POST"])
+@login_limit
+def reset_pin():
+    form = ResetPinForm()
+    if form.validate_on_submit():
+        try:
+            participant = auth.reset_pin(
+                db.session(), form.phone.data, form.code.data, form.pin.data, clock.now(),
+                policy(), _cipher(),
+            )
+        except auth.SignInError as exc:
+            flash(_refusal(exc), "error")
+            return render_template("auth/reset_pin.html", form=form), 401
+        _login_participant(participant)
+        flash(_("Your new PIN is set."), "success")
+        return redirect(url_for("patient.today"))
+    return render_template("auth/reset_pin.html", form=form)
+
+
+@bp.post("/logout")
+def participant_logout():
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.participant_login"))
+
+
+@bp.post("/language")
+def choose_language():
+    """Language for pages before sign-in; participants set theirs in Settings."""
+    lang = request.form.get("lang")
+    if lang in ("zh", "en"):
+        session["lang"] = lang
+    return redirect(_safe_next(url_for("auth.participant_login")))

@@ -1,0 +1,166 @@
+"""Flask CLI commands (listed in the README)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlmodel import Session, select
+
+from diary import audit, db, migrate
+from diary.auth.services import hash_secret
+from diary.models import ROLES, Site, StaffSite, StaffUser
+from diary.sqltypes import utc_now
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(migrate_command)
+    app.cli.add_command(create_site)
+    app.cli.add_command(create_staff)
+    app.cli.add_command(enroll_command)
+    app.cli.add_command(demo_command)
+    app.cli.add_command(scheduler)
+    app.cli.add_command(audit_group)
+
+
+@click.command("migrate")
+def migrate_command() -> None:
+    """Bring the database schema up to date (alembic upgrade head)."""
+    migrate.upgrade(db.engine())
+    click.echo("Database is up to date.")
+
+
+@click.command("create-site")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--phone", required=True, help="The number participants call.")
+@click.option("--on-call-phone", help="Receives danger-symptom alerts.")
+@click.option("--timezone", default=None, help="IANA zone; default DIARY_TIMEZONE.")
+def create_site(code, name, phone, on_call_phone, timezone) -> None:
+    """Add a study site."""
+    with Session(db.engine()) as s:
+        site = Site(code=code.upper(), name=name, phone=phone, on_call_phone=on_call_phone,
+                    timezone=timezone or current_app.config["DIARY_TIMEZONE"])
+        s.add(site)
+        s.flush()
+        audit.record(s, actor="cli", action="site_created", entity="Site", entity_id=site.id,
+                     site_id=site.id, after={"code": site.code, "name": name})
+        s.commit()
+        click.echo(f"Site {site.code} created.")
+
+
+@click.command("create-staff")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--site", "site_codes", multiple=True, help="Site code; repeat for several.")
+@click.password_option(help="Prompted for when not given.")
+def create_staff(email, name, role, site_codes, password) -> None:
+    """Add a staff account (password hashed with argon2; TOTP is set up at first sign-in)."""
+    if len(password) < 12:
+        raise click.UsageError("The password must be at least 12 characters.")
+    with Session(db.engine()) as s:
+        sites = []
+        for code in site_codes:
+            site = s.exec(select(Site).where(Site.code == code.upper())).first()
+            if site is None:
+                raise click.UsageError(f"No site with code {code!r}.")
+            sites.append(site)
+        if role != "admin" and not sites:
+            raise click.UsageError("Nurses and investigators need at least one --site.")
+        staff = StaffUser(email=email.strip().lower(), name=name, role=role,
+                          password_hash=hash_secret(password))
+        s.add(staff)
+        s.flush()
+        for site in sites:
+            s.add(StaffSite(staff_id=staff.id, site_id=site.id))
+        audit.record(s, actor="cli", action="staff_created", entity="StaffUser",
+                     entity_id=staff.id, after={"email": staff.email, "role": role,
+                                                "sites": [x.code for x in sites]})
+        s.commit()
+        click.echo(f"Staff account {staff.email} ({role}) created.")
+
+
+@click.command("enroll")
+@click.option("--site", "site_code", required=True)
+@click.option("--study-number", required=True)
+@click.option("--cohort", type=click.Choice(["primary", "secondary"]), required=True)
+@click.option("--phone", required=True, help="Mobile number, E.164 or national form.")
+@click.option("--language", type=click.Choice(["zh", "en"]), default="zh")
+@click.option("--reminder-time", default="08:00")
+@click.option("--staff-email", required=True, help="Who enrols (recorded in the audit trail).")
+def enroll_command(site_code, study_number, cohort, phone, language, reminder_time, staff_email):
+    """Enrol a participant and print their one-time activation link."""
+    from diary.auth.services import issue_activation
+    from diary.demo import activation_link, policy_from
+    from diary.services.enrolment import EnrolmentError, enroll
+
+    cipher = current_app.extensions["diary.cipher"]
+    with Session(db.engine()) as s:
+        site = s.exec(select(Site).where(Site.code == site_code.upper())).first()
+        staff = s.exec(select(StaffUser).where(StaffUser.email == staff_email.lower())).first()
+        if site is None or staff is None:
+            raise click.UsageError("Unknown site or staff e-mail.")
+        try:
+            p = enroll(s, cipher, site_id=site.id, study_number=study_number, cohort=cohort,
+                       phone=phone, staff_id=staff.id, now=utc_now(), language=language,
+                       reminder_time=reminder_time)
+        except EnrolmentError as exc:
+            raise click.UsageError(f"Not enrolled: {exc.field} is {exc.code}.") from None
+        s.commit()
+        token = issue_activation(s, p, staff.id, utc_now(), policy_from(current_app.config))
+        click.echo(f"Enrolled {p.study_number}. Activation link: {activation_link(token)}")
+
+
+@click.command("demo")
+def demo_command() -> None:
+    """Seed demo data (sites, one account per role, participants in both cohorts) and print sign-ins."""
+    from diary.demo import seed
+
+    seed(current_app, echo=click.echo)
+
+
+scheduler = AppGroup("scheduler", help="Reminders and SMS. Until the scheduler issue lands, the "
+                     "jobs only log what they would do.")
+
+
+@scheduler.command("run")
+def scheduler_run() -> None:
+    """Run the scheduler process (placeholder: logs each tick; sends nothing yet)."""
+    from diary.scheduling import run
+
+    run(current_app)
+
+
+@scheduler.command("tick")
+@click.option("--now", "now_text", default=None, help="ISO 8601 instant with offset.")
+def scheduler_tick(now_text: str | None) -> None:
+    """Run every job once at the instant --now (default: the current time)."""
+    from diary.scheduling import tick
+
+    now = utc_now()
+    if now_text:
+        now = datetime.fromisoformat(now_text)
+        if now.tzinfo is None:
+            raise click.BadParameter("give an offset, e.g. 2026-12-01T09:00+08:00", param_hint="--now")
+    for line in tick(current_app, now):
+        click.echo(line)
+
+
+audit_group = AppGroup("audit", help="The audit trail.")
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exits 1 and names the first broken event."""
+    with Session(db.engine()) as s:
+        report = audit.verify(s)
+    if report.ok:
+        click.echo(f"Audit trail intact: {report.checked} events.")
+        return
+    click.echo(f"Audit trail BROKEN at event {report.first_broken_id}: {report.problem} "
+               f"({report.checked} events before it are intact).", err=True)
+    sys.exit(1)

@@ -1,0 +1,122 @@
+"""Settings from the environment. Every setting is listed in the README's configuration table."""
+
+from __future__ import annotations
+
+import logging
+import os
+import zoneinfo
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_DEV_SECRET = "dev-only-secret-do-not-use-in-production"  # noqa: S105 - refused in production
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def envbool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    # Strict on purpose (as healthchecks does): "yes", "1" or a typo must not silently mean False.
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw in ("True", "true"):
+        return True
+    if raw in ("False", "false"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def envint(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def envsecret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from NAME, or from the file named by NAME_FILE (Docker/K8s secrets)."""
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    return None
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -> dict:
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if env is None else env
+    mode = env.get("DIARY_ENV", "development")
+    if mode not in ("development", "production"):
+        raise SettingsError(f"DIARY_ENV must be development or production, not {mode!r}")
+    production = mode == "production"
+
+    secret = envsecret(env, "SECRET_KEY")
+    data_key = envsecret(env, "DATA_ENCRYPTION_KEY")
+    if production and not secret:
+        raise SettingsError("SECRET_KEY is required when DIARY_ENV=production")
+    if production and not data_key:
+        raise SettingsError("DATA_ENCRYPTION_KEY is required when DIARY_ENV=production")
+    if not secret:
+        log.warning(
+            "\n%s\n  SECRET_KEY is not set: using the DEVELOPMENT key. Never run real participants"
+            " like this.\n%s", "!" * 78, "!" * 78,
+        )
+        secret = _DEV_SECRET
+
+    tz = env.get("DIARY_TIMEZONE", "Asia/Shanghai")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"DIARY_TIMEZONE {tz!r} is not an IANA time zone") from None
+
+    sms_backend = env.get("SMS_BACKEND", "console")
+    if sms_backend not in ("console", "twilio"):
+        raise SettingsError(f"SMS_BACKEND must be console or twilio, not {sms_backend!r}")
+
+    idle = envint(env, "STAFF_IDLE_MINUTES", 30)
+    default_db = "sqlite:///" + str(Path(instance_path) / "diary.sqlite3")
+    return {
+        "DIARY_ENV": mode,
+        "SECRET_KEY": secret,
+        "DATA_ENCRYPTION_KEY": data_key or secret,
+        "DATABASE_URL": env.get("DATABASE_URL", default_db),
+        "DIARY_TIMEZONE": tz,
+        "STUDY_CONFIG": env.get("STUDY_CONFIG") or None,
+        "SMS_BACKEND": sms_backend,
+        "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID"),
+        "TWILIO_AUTH_TOKEN": envsecret(env, "TWILIO_AUTH_TOKEN"),
+        "TWILIO_FROM": env.get("TWILIO_FROM"),
+        "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID"),
+        "TWILIO_API_BASE_URL": env.get("TWILIO_API_BASE_URL"),
+        "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_ENABLED": envbool(env, "RATELIMIT_ENABLED", True),
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute; 50 per hour"),
+        "LOGIN_MAX_FAILURES": envint(env, "LOGIN_MAX_FAILURES", 5),
+        "LOGIN_LOCK_MINUTES": envint(env, "LOGIN_LOCK_MINUTES", 15),
+        "STAFF_TOTP_REQUIRED": envbool(env, "STAFF_TOTP_REQUIRED", True),
+        "ACTIVATION_HOURS": envint(env, "ACTIVATION_HOURS", 72),
+        "PIN_RESET_MINUTES": envint(env, "PIN_RESET_MINUTES", 10),
+        # Staff sessions end after inactivity; participants stay signed in through the
+        # remember-me cookie on their own phone (DESIGN §1).
+        "PERMANENT_SESSION_LIFETIME": timedelta(minutes=idle),
+        "REMEMBER_COOKIE_DURATION": timedelta(days=envint(env, "PARTICIPANT_REMEMBER_DAYS", 180)),
+        "SESSION_COOKIE_SECURE": envbool(env, "SESSION_COOKIE_SECURE", production),
+        "REMEMBER_COOKIE_SECURE": envbool(env, "SESSION_COOKIE_SECURE", production),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,  # a participant's form may stay open all morning
+        "BABEL_DEFAULT_LOCALE": "zh",
+        "BABEL_DEFAULT_TIMEZONE": tz,
+        "PROXY_FIX": envbool(env, "PROXY_FIX", False),
+    }

@@ -1,0 +1,1 @@
+"""SMS: the provider gateway, outbox dispatch, inbound webhooks and message texts."""

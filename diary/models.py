@@ -1,0 +1,299 @@
+"""SQLModel tables for the whole domain (DESIGN §6).
+
+Clinical rows (DoseLog, SymptomReport, LabResult, DoseDecision, Screening) are append-only:
+a correction is a new row whose `supersedes_id` names the row it replaces. `db.py` refuses
+UPDATE and DELETE of these tables, and of AuditEvent, at flush time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from diary.sqltypes import UTCDateTime, utc_now
+
+COHORTS = ("primary", "secondary")
+ROLES = ("nurse", "investigator", "admin")
+LANGUAGES = ("zh", "en")
+PARTICIPANT_STATUSES = ("active", "withdrawn", "completed")
+DOSE_OUTCOMES = ("taken", "not_taken", "retracted")
+SOURCES = ("participant", "staff", "sms")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def instant(**kw: Any) -> Any:
+    """A timezone-aware UTC instant column."""
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def created_at() -> Any:
+    return Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+
+
+class Site(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=200)
+    timezone: str = Field(max_length=64, default="Asia/Shanghai")
+    # The number participants call (shown as tap-to-call) and the on-call number that
+    # receives danger alerts: institutional numbers, not personal data.
+    phone: str = Field(max_length=32)
+    on_call_phone: str | None = Field(default=None, max_length=32)
+    created_at: datetime = created_at()
+
+
+class StaffUser(SQLModel, table=True):
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="ck_staffuser_role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=255)
+    # Encrypted TOTP secret (Fernet); None until the second factor is enrolled.
+    totp_secret_enc: str | None = Field(default=None, max_length=255)
+    # The last accepted TOTP time step: a code seen once cannot be replayed.
+    totp_last_step: int | None = None
+    is_active: bool = Field(default=True)
+    failed_logins: int = Field(default=0)
+    locked_until: datetime | None = instant(default=None)
+    # Bumped on password change or deactivation so that every open session ends.
+    auth_version: int = Field(default=1)
+    created_at: datetime = created_at()
+
+
+class StaffSite(SQLModel, table=True):
+    """Which sites a staff member works at. Admins see every site."""
+
+    staff_id: int = Field(foreign_key="staffuser.id", primary_key=True)
+    site_id: int = Field(foreign_key="site.id", primary_key=True)
+
+
+class Screening(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: int = Field(foreign_key="site.id", index=True)
+    screening_number: str = Field(max_length=32)
+    cohort: str = Field(max_length=16)
+    screened_on: date
+    answers: dict = Field(default_factory=dict, sa_type=JSON)
+    eligible: bool
+    failed_criteria: list = Field(default_factory=list, sa_type=JSON)
+    signed_by: int = Field(foreign_key="staffuser.id")
+    signed_at: datetime = created_at()
+    supersedes_id: int | None = Field(default=None, foreign_key="screening.id", unique=True)
+
+    __table_args__ = (CheckConstraint(_in("cohort", COHORTS), name="ck_screening_cohort"),)
+
+
+class Participant(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint(_in("cohort", COHORTS), name="ck_participant_cohort"),
+        CheckConstraint(_in("language", LANGUAGES), name="ck_participant_language"),
+        CheckConstraint(_in("status", PARTICIPANT_STATUSES), name="ck_participant_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    study_number: str = Field(max_length=32, unique=True)
+    site_id: int = Field(foreign_key="site.id", index=True)
+    screening_id: int | None = Field(default=None, foreign_key="screening.id")
+    cohort: str = Field(max_length=16)
+    language: str = Field(max_length=8, default="zh")
+    timezone: str = Field(max_length=64, default="Asia/Shanghai")
+    reminder_time: str = Field(max_length=5, default="08:00")  # local HH:MM
+    sms_opt_in: bool = Field(default=True)
+    status: str = Field(max_length=16, default="active")
+    # The phone number is personal data: stored encrypted, looked up by a keyed hash (DESIGN §6).
+    phone_enc: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    phone_hash: str = Field(max_length=64, unique=True)
+    pin_hash: str | None = Field(default=None, max_length=255)
+    failed_pins: int = Field(default=0)
+    locked_until: datetime | None = instant(default=None)
+    auth_version: int = Field(default=1)
+    enrolled_by: int = Field(foreign_key="staffuser.id")
+    enrolled_at: datetime = created_at()
+
+
+class AccessCode(SQLModel, table=True):
+    """A one-time activation link or PIN-reset code. Only its hash is stored."""
+
+    __table_args__ = (
+        CheckConstraint(_in("purpose", ("activation", "pin_reset")), name="ck_accesscode_purpose"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    purpose: str = Field(max_length=16)
+    code_hash: str = Field(max_length=64, unique=True)
+    expires_at: datetime = instant(nullable=False)
+    used_at: datetime | None = instant(default=None)
+    attempts: int = Field(default=0)
+    created_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    created_at: datetime = created_at()
+
+
+class Course(SQLModel, table=True):
+    """One ADC administration and the 14-day hetrombopag course that follows it."""
+
+    __table_args__ = (UniqueConstraint("participant_id", "cycle_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    cycle_number: int = Field(ge=1)
+    adc_drug: str = Field(max_length=64)
+    infusion_date: date
+    start_date: date  # course day 1; defaults to infusion + 1 but is entered by staff
+    # Copied from the study configuration when the course opens, so that a later change of
+    # configuration does not rewrite what a participant was told to take.
+    starting_dose_mg: float
+    created_by: int = Field(foreign_key="staffuser.id")
+    created_at: datetime = created_at()
+
+
+class LabResult(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    course_id: int = Field(foreign_key="course.id", index=True)
+    course_day: int = Field(ge=0)  # 0: baseline before day 1
+    drawn_on: date
+    plt: float  # ×10⁹/L
+    hb: float | None = None  # g/L
+    anc: float | None = None  # ×10⁹/L
+    entered_by: int = Field(foreign_key="staffuser.id")
+    entered_at: datetime = created_at()
+    supersedes_id: int | None = Field(default=None, foreign_key="labresult.id", unique=True)
+    correction_reason: str | None = Field(default=None, max_length=500)
+
+
+class DoseDecision(SQLModel, table=True):
+    """A signed prescription change, effective from a course day onwards."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    course_id: int = Field(foreign_key="course.id", index=True)
+    effective_day: int = Field(ge=1)
+    dose_mg: float = Field(ge=0)
+    action: str = Field(max_length=16)  # continue | increase | reduce | hold | resume
+    suggested_action: str | None = Field(default=None, max_length=16)
+    suggested_dose_mg: float | None = None
+    rule: str | None = Field(default=None, max_length=300)
+    lab_result_id: int | None = Field(default=None, foreign_key="labresult.id")
+    override_reason: str | None = Field(default=None, max_length=500)
+    decided_by: int = Field(foreign_key="staffuser.id")
+    signed_at: datetime = created_at()
+    supersedes_id: int | None = Field(default=None, foreign_key="dosedecision.id", unique=True)
+
+
+class DoseLog(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint(_in("outcome", DOSE_OUTCOMES), name="ck_doselog_outcome"),
+        CheckConstraint(_in("source", SOURCES), name="ck_doselog_source"),
+        Index("ix_doselog_course_day", "course_id", "course_day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    course_id: int = Field(foreign_key="course.id")
+    course_day: int = Field(ge=1)
+    outcome: str = Field(max_length=16)
+    taken_at: datetime | None = instant(default=None)  # the time the participant states
+    reason: str | None = Field(default=None, max_length=32)  # why not taken
+    fasting: bool | None = None
+    note: str | None = Field(default=None, max_length=500)
+    source: str = Field(max_length=16)
+    staff_id: int | None = Field(default=None, foreign_key="staffuser.id")
+    received_at: datetime = created_at()
+    # Generated by the phone (or the SMS MessageSid): replays, double taps and offline
+    # sync retries hit this constraint instead of creating a second record.
+    client_key: str = Field(max_length=64, unique=True)
+    supersedes_id: int | None = Field(default=None, foreign_key="doselog.id", unique=True)
+    correction_reason: str | None = Field(default=None, max_length=500)
+
+
+class SymptomReport(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    course_id: int | None = Field(default=None, foreign_key="course.id")
+    noticed_at: datetime = instant(nullable=False)  # stated by the participant
+    symptoms: list = Field(default_factory=list, sa_type=JSON)  # [{"key": ..., "severity": ...}]
+    danger: bool = False  # what the participant was shown, under the configuration in force
+    note: str | None = Field(default=None, max_length=1000)
+    source: str = Field(max_length=16)
+    staff_id: int | None = Field(default=None, foreign_key="staffuser.id")
+    received_at: datetime = created_at()
+    client_key: str = Field(max_length=64, unique=True)
+    supersedes_id: int | None = Field(default=None, foreign_key="symptomreport.id", unique=True)
+    correction_reason: str | None = Field(default=None, max_length=500)
+
+
+class Message(SQLModel, table=True):
+    """The SMS outbox: written in the same transaction as the change that causes it."""
+
+    __table_args__ = (Index("ix_message_due", "status", "not_before"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=32)
+    site_id: int = Field(foreign_key="site.id")
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    to_enc: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    body: str = Field(max_length=1600)
+    # queued | sending | sent | delivered | undelivered | failed | dropped
+    status: str = Field(max_length=16, default="queued")
+    not_before: datetime = instant(nullable=False)
+    expires_at: datetime | None = instant(default=None)  # a reminder no longer useful is dropped
+    attempts: int = Field(default=0)
+    claimed_at: datetime | None = instant(default=None)
+    provider_id: str | None = Field(default=None, max_length=64, index=True)
+    last_error: str | None = Field(default=None, max_length=500)
+    sent_at: datetime | None = instant(default=None)
+    created_at: datetime = created_at()
+
+
+class InboundMessage(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    provider_sid: str = Field(max_length=64, unique=True)
+    from_hash: str = Field(max_length=64, index=True)
+    from_enc: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    body: str = Field(max_length=1600)
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    handled_as: str | None = Field(default=None, max_length=32)
+    received_at: datetime = created_at()
+
+
+class Flag(SQLModel, table=True):
+    """Something staff must look at. `key` makes each flag exist once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=32)  # missed_dose | danger_symptom | overdue_lab | sms_failed | opt_out | urgent_plt
+    site_id: int = Field(foreign_key="site.id", index=True)
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    detail: str = Field(max_length=500)
+    raised_at: datetime = created_at()
+    acknowledged_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    acknowledged_at: datetime | None = instant(default=None)
+    ack_note: str | None = Field(default=None, max_length=500)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only and hash-chained: each row's hash covers its content and the previous hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = created_at()
+    actor: str = Field(max_length=64)  # staff:3 | participant:5 | sms | system
+    action: str = Field(max_length=64)
+    entity: str = Field(max_length=64)
+    entity_id: str | None = Field(default=None, max_length=64)
+    site_id: int | None = Field(default=None, index=True)
+    participant_id: int | None = Field(default=None, index=True)
+    before: dict | None = Field(default=None, sa_type=JSON)
+    after: dict | None = Field(default=None, sa_type=JSON)
+    reason: str | None = Field(default=None, max_length=500)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+APPEND_ONLY = (DoseLog, SymptomReport, LabResult, DoseDecision, Screening, AuditEvent)

@@ -1,0 +1,1 @@
+"""Use cases shared by pages, SMS replies, jobs and staff corrections."""

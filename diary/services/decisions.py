@@ -1,0 +1,69 @@
+"""Dose decisions: the software suggests, an investigator decides and signs (DESIGN §2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from diary import audit
+from diary.models import Course, DoseDecision, LabResult, Participant, StaffUser
+from diary.study import StudyConfig, suggest_dose
+
+
+class DecisionError(ValueError):
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def sign_decision(
+    session: Session,
+    cfg: StudyConfig,
+    *,
+    course: Course,
+    signer: StaffUser,
+    effective_day: int,
+    dose_mg: float,
+    current_dose_mg: float,
+    now: datetime,
+    lab: LabResult | None = None,
+    baseline_plt: float | None = None,
+    override_reason: str | None = None,
+) -> DoseDecision:
+    """Record a signed change. Only investigators sign; departing from the suggestion needs a reason.
+    The caller has re-authenticated the signer (21 CFR Part 11 signature bound to the person)."""
+    if signer.role != "investigator":
+        raise DecisionError("not_investigator")
+    if dose_mg not in cfg.dose_levels_mg:
+        raise DecisionError("dose_not_a_level")
+    if not 1 <= effective_day <= cfg.course_length_days:
+        raise DecisionError("no_such_day")
+    suggestion = suggest_dose(current_dose_mg, lab.plt, baseline_plt, cfg) if lab else None
+    if suggestion and dose_mg != suggestion.dose_mg and not (override_reason or "").strip():
+        raise DecisionError("reason_required")
+    if dose_mg == 0:
+        action = "hold"
+    elif dose_mg > current_dose_mg:
+        action = "resume" if current_dose_mg == 0 else "increase"
+    elif dose_mg < current_dose_mg:
+        action = "reduce"
+    else:
+        action = "continue"
+    decision = DoseDecision(
+        course_id=course.id, effective_day=effective_day, dose_mg=dose_mg, action=action,
+        suggested_action=suggestion.action if suggestion else None,
+        suggested_dose_mg=suggestion.dose_mg if suggestion else None,
+        rule=suggestion.rule if suggestion else None, lab_result_id=lab.id if lab else None,
+        override_reason=(override_reason or "").strip() or None, decided_by=signer.id,
+        signed_at=now,
+    )
+    session.add(decision)
+    session.flush()
+    participant = session.get(Participant, course.participant_id)
+    audit.record(session, actor=f"staff:{signer.id}", action="dose_decision_signed",
+                 entity="DoseDecision", entity_id=decision.id, site_id=participant.site_id,
+                 participant_id=participant.id, at=now, reason=decision.override_reason,
+                 after={"course_id": course.id, "effective_day": effective_day,
+                        "dose_mg": dose_mg, "action": action, "rule": decision.rule})
+    return decision

@@ -1,0 +1,214 @@
+"""The dose day: what to take, what was logged, and logging a dose from any channel (DESIGN §3).
+
+`log_dose` is the one use case behind the today page, offline sync, SMS replies and staff
+corrections; the rules it applies come from diary/study.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from diary import audit, study
+from diary.models import Course, DoseDecision, DoseLog, Participant
+from diary.study import DoseStatus, StudyConfig
+
+# A phone clock a few minutes fast must not make a dose "in the future".
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    day: int
+    date: date
+    dose_mg: float
+    tablets: int
+    status: DoseStatus
+    draw_day: bool
+    log: DoseLog | None
+    may_log: bool
+    cutoff: datetime
+
+
+class DoseLogError(ValueError):
+    """Refused; `code` names the reason, translated where it is shown."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def current_logs(logs: Iterable[DoseLog]) -> dict[int, DoseLog]:
+    """Per course day, the record nothing supersedes; a retraction (undo) leaves the day empty."""
+    logs = list(logs)
+    superseded = {log.supersedes_id for log in logs if log.supersedes_id is not None}
+    current: dict[int, DoseLog] = {}
+    for log in logs:
+        if log.id not in superseded and log.outcome != "retracted":
+            current[log.course_day] = log
+    return current
+
+
+def _latest(logs: Iterable[DoseLog], day: int) -> DoseLog | None:
+    """The head of a day's chain of records (retractions included)."""
+    day_logs = [log for log in logs if log.course_day == day]
+    superseded = {log.supersedes_id for log in day_logs}
+    heads = [log for log in day_logs if log.id not in superseded]
+    return max(heads, key=lambda log: log.id) if heads else None
+
+
+def plan_days(
+    course: Course, decisions: Iterable[DoseDecision], logs: Iterable[DoseLog],
+    cfg: StudyConfig, now: datetime, tz: str,
+) -> list[DayPlan]:
+    """The course's days with dose, tablets and status. Pure: the caller loads the rows."""
+    signed = [(d.effective_day, d.dose_mg) for d in sorted(decisions, key=lambda d: d.id)]
+    by_day = current_logs(logs)
+    plans = []
+    for day, day_date in enumerate(study.course_dates(course.start_date, cfg), start=1):
+        dose = study.dose_for_day(day, course.starting_dose_mg, signed)
+        log = by_day.get(day)
+        cutoff = study.logging_cutoff(course.start_date, day, tz, cfg)
+        plans.append(DayPlan(
+            day=day, date=day_date, dose_mg=dose, tablets=study.tablet_count(dose, cfg),
+            status=study.dose_status(day_date, dose, log.outcome if log else None, now, tz, cutoff),
+            draw_day=study.is_draw_day(day, cfg), log=log,
+            may_log=dose > 0 and study.participant_may_log(day_date, now, tz, cutoff),
+            cutoff=cutoff,
+        ))
+    return plans
+
+
+def load_plan(session: Session, course: Course, cfg: StudyConfig, now: datetime, tz: str) -> list[DayPlan]:
+    decisions = session.exec(select(DoseDecision).where(DoseDecision.course_id == course.id)).all()
+    logs = session.exec(select(DoseLog).where(DoseLog.course_id == course.id)).all()
+    return plan_days(course, decisions, logs, cfg, now, tz)
+
+
+def course_for(session: Session, participant: Participant, today: date, cfg: StudyConfig) -> Course | None:
+    """The course running today; else the next one; else the most recent one."""
+    courses = session.exec(
+        select(Course).where(Course.participant_id == participant.id).order_by(Course.start_date)
+    ).all()
+    length = timedelta(days=cfg.course_length_days - 1)
+    for course in courses:
+        if course.start_date <= today <= course.start_date + length:
+            return course
+    upcoming = [c for c in courses if c.start_date > today]
+    if upcoming:
+        return upcoming[0]
+    return courses[-1] if courses else None
+
+
+def log_dose(
+    session: Session,
+    cfg: StudyConfig,
+    *,
+    participant: Participant,
+    course: Course,
+    day: int,
+    outcome: str,
+    client_key: str,
+    source: str,
+    now: datetime,
+    taken_at: datetime | None = None,
+    reason: str | None = None,
+    fasting: bool | None = None,
+    staff_id: int | None = None,
+    correction_reason: str | None = None,
+) -> DoseLog:
+    """Record taken / not taken / undo for one course day; a replayed client_key returns the first record.
+
+    Participants (page, offline sync, SMS) may log until the cutoff; after it only staff may,
+    with a reason. A correction supersedes the previous record; nothing is deleted.
+    """
+    existing = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
+    if existing is not None:
+        if existing.course_id != course.id or existing.course_day != day:
+            raise DoseLogError("client_key_reused")
+        return existing
+    if course.participant_id != participant.id:
+        raise DoseLogError("not_your_course")
+    if not 1 <= day <= cfg.course_length_days:
+        raise DoseLogError("no_such_day")
+    if outcome not in ("taken", "not_taken", "retracted"):
+        raise DoseLogError("bad_outcome")
+
+    logs = session.exec(
+        select(DoseLog).where(DoseLog.course_id == course.id, DoseLog.course_day == day)
+    ).all()
+    plan = plan_days(course, _decisions(session, course), logs, cfg, now, participant.timezone)[day - 1]
+    head = _latest(logs, day)
+    current = current_logs(logs).get(day)
+
+    if source == "staff":
+        if not correction_reason or not correction_reason.strip():
+            raise DoseLogError("reason_required")
+    else:
+        if not plan.may_log:
+            raise DoseLogError("held" if plan.dose_mg == 0 else "outside_window")
+        if outcome == "retracted":
+            if current is None:
+                raise DoseLogError("nothing_to_undo")
+            if now - current.received_at > timedelta(minutes=cfg.undo_minutes):
+                raise DoseLogError("undo_expired")
+        elif current is not None and current.outcome == outcome:
+            # A second phone, or an SMS reply after the page check-off: already recorded.
+            return current
+
+    if outcome == "taken":
+        taken_at = taken_at or now
+        day_start = study.local_instant(plan.date, datetime.min.time(), participant.timezone)
+        if taken_at > now + CLOCK_SKEW:
+            raise DoseLogError("time_in_future")
+        if taken_at < day_start:
+            raise DoseLogError("time_before_day")
+    elif outcome == "not_taken":
+        if reason not in cfg.not_taken_reasons:
+            raise DoseLogError("reason_required")
+        taken_at = None
+    else:
+        taken_at = None
+
+    log = DoseLog(
+        course_id=course.id, course_day=day, outcome=outcome, taken_at=taken_at,
+        reason=reason if outcome == "not_taken" else None, fasting=fasting, source=source,
+        staff_id=staff_id, received_at=now, client_key=client_key,
+        supersedes_id=head.id if head is not None else None,
+        correction_reason=correction_reason,
+    )
+    try:
+        with session.begin_nested():
+            session.add(log)
+    except IntegrityError:
+        # The same key or the same head, written a moment ago by a concurrent request.
+        session.expire_all()
+        raced = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
+        if raced is not None:
+            return raced
+        raise DoseLogError("conflict") from None
+    audit.record(
+        session, actor=f"staff:{staff_id}" if source == "staff" else
+        ("sms" if source == "sms" else f"participant:{participant.id}"),
+        action="dose_logged" if head is None else "dose_log_superseded",
+        entity="DoseLog", entity_id=log.id, site_id=participant.site_id,
+        participant_id=participant.id, at=now, reason=correction_reason,
+        before=_snapshot(head) if head else None, after=_snapshot(log),
+    )
+    return log
+
+
+def _decisions(session: Session, course: Course) -> list[DoseDecision]:
+    return list(session.exec(select(DoseDecision).where(DoseDecision.course_id == course.id)).all())
+
+
+def _snapshot(log: DoseLog) -> dict:
+    return {
+        "course_id": log.course_id, "course_day": log.course_day, "outcome": log.outcome,
+        "taken_at": log.taken_at, "reason": log.reason, "fasting": log.fasting,
+        "source": log.source, "received_at": log.received_at, "client_key": log.client_key,
+    }

@@ -1,0 +1,31 @@
+"""Flags: things site staff must look at, each raised once (unique key)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from diary import audit
+from diary.models import Flag
+
+
+def raise_flag(
+    session: Session, *, key: str, kind: str, site_id: int, detail: str, now: datetime,
+    participant_id: int | None = None,
+) -> Flag | None:
+    """Raise the flag named `key` unless it exists; returns the new flag or None."""
+    if session.exec(select(Flag.id).where(Flag.key == key)).first():
+        return None
+    flag = Flag(key=key, kind=kind, site_id=site_id, participant_id=participant_id,
+                detail=detail[:500], raised_at=now)
+    try:
+        with session.begin_nested():
+            session.add(flag)
+    except IntegrityError:
+        return None  # raised a moment ago by another process
+    audit.record(session, actor="system", action="flag_raised", entity="Flag", entity_id=flag.id,
+                 site_id=site_id, participant_id=participant_id, at=now,
+                 after={"key": key, "kind": kind, "detail": flag.detail})
+    return flag

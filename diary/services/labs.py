@@ -1,0 +1,65 @@
+"""Blood counts entered by staff, and the dose suggestion each PLT prompts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Session, select
+
+from diary import audit, study
+from diary.models import Course, LabResult, Participant
+from diary.services.flags import raise_flag
+from diary.study import StudyConfig
+
+
+class LabError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def record_lab(
+    session: Session,
+    cfg: StudyConfig,
+    *,
+    course: Course,
+    course_day: int,
+    drawn_on: date,
+    plt: float,
+    staff_id: int,
+    now: datetime,
+    hb: float | None = None,
+    anc: float | None = None,
+) -> LabResult:
+    """Store one blood count; implausible values are refused and nothing is written."""
+    for name, value in (("plt", plt), ("hb", hb), ("anc", anc)):
+        if value is not None:
+            try:
+                study.check_lab_value(name, value, cfg)
+            except ValueError as exc:
+                raise LabError(name, str(exc)) from None
+    if not 0 <= course_day <= cfg.course_length_days:
+        raise LabError("course_day", "outside the course")
+    participant = session.get(Participant, course.participant_id)
+    lab = LabResult(course_id=course.id, course_day=course_day, drawn_on=drawn_on, plt=plt,
+                    hb=hb, anc=anc, entered_by=staff_id, entered_at=now)
+    session.add(lab)
+    session.flush()
+    audit.record(session, actor=f"staff:{staff_id}", action="lab_entered", entity="LabResult",
+                 entity_id=lab.id, site_id=participant.site_id, participant_id=participant.id,
+                 at=now, after={"course_day": course_day, "drawn_on": drawn_on, "plt": plt,
+                                "hb": hb, "anc": anc})
+    if plt <= cfg.rules.urgent_at_or_below:
+        # CLINICAL-NOTES: PLT ≤ 20×10⁹/L → urgent staff flag, whatever the dose decision.
+        raise_flag(session, key=f"urgent_plt:{lab.id}", kind="urgent_plt",
+                   site_id=participant.site_id, participant_id=participant.id, now=now,
+                   detail=f"PLT {plt:g}×10⁹/L on day {course_day}: consider rescue therapy")
+    return lab
+
+
+def course_labs(session: Session, course: Course) -> list[LabResult]:
+    """Current (not superseded) results of a course, in day order."""
+    rows = session.exec(select(LabResult).where(LabResult.course_id == course.id)).all()
+    superseded = {r.supersedes_id for r in rows if r.supersedes_id}
+    return sorted((r for r in rows if r.id not in superseded), key=lambda r: (r.course_day, r.id))

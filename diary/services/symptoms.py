@@ -1,0 +1,71 @@
+"""Symptom reports: recorded from the page, offline sync or staff; danger answers flag at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from diary import audit, study
+from diary.models import Participant, SymptomReport
+from diary.services.flags import raise_flag
+from diary.study import StudyConfig
+
+SEVERITIES = ("mild", "moderate", "severe")
+
+
+class SymptomError(ValueError):
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def report_symptoms(
+    session: Session,
+    cfg: StudyConfig,
+    *,
+    participant: Participant,
+    symptoms: list[dict],
+    noticed_at: datetime,
+    client_key: str,
+    source: str,
+    now: datetime,
+    course_id: int | None = None,
+    note: str | None = None,
+    staff_id: int | None = None,
+) -> SymptomReport:
+    """Record a report; a replayed client_key returns the first. A danger answer raises a flag
+    in the same transaction, so staff see it even if the participant's phone goes offline."""
+    existing = session.exec(select(SymptomReport).where(SymptomReport.client_key == client_key)).first()
+    if existing is not None:
+        return existing
+    if not symptoms:
+        raise SymptomError("nothing_chosen")
+    keys = [s.get("key") for s in symptoms]
+    try:
+        danger = study.danger_symptoms(keys, cfg)
+    except ValueError:
+        raise SymptomError("unknown_symptom") from None
+    if any(s.get("severity") not in SEVERITIES for s in symptoms):
+        raise SymptomError("severity_required")
+    report = SymptomReport(
+        participant_id=participant.id, course_id=course_id, noticed_at=noticed_at,
+        symptoms=[{"key": s["key"], "severity": s["severity"]} for s in symptoms],
+        danger=bool(danger), note=(note or "").strip()[:1000] or None, source=source,
+        staff_id=staff_id, received_at=now, client_key=client_key,
+    )
+    session.add(report)
+    session.flush()
+    audit.record(
+        session, actor=f"staff:{staff_id}" if staff_id else f"participant:{participant.id}",
+        action="symptoms_reported", entity="SymptomReport", entity_id=report.id,
+        site_id=participant.site_id, participant_id=participant.id, at=now,
+        after={"symptoms": report.symptoms, "danger": report.danger, "noticed_at": noticed_at},
+    )
+    if danger:
+        raise_flag(
+            session, key=f"danger:{report.id}", kind="danger_symptom", site_id=participant.site_id,
+            participant_id=participant.id, now=now,
+            detail="Danger symptom: " + ", ".join(s.label_en for s in danger),
+        )
+    return report
