@@ -43,10 +43,7 @@ class GatewayError(Exception):
         self.status = status
 
     def __repr__(self) -> str:
-        return (
-            f"GatewayError({self.message!r}, permanent={self.permanent}, "
-            f"code={self.code}, status={self.status})"
-        )
+        return f"GatewayError({self.message!r}, permanent={self.permanent}, code={self.code}, status={self.status})"
 
 
 @runtime_checkable
@@ -123,9 +120,7 @@ PERMANENT_CODES: dict[int, str] = {
 TRANSIENT_CODES = frozenset({20429, 20500, 20503, 30001, 30003, 30008})
 
 
-def twilio_error(
-    description: str, *, status: int | None = None, code: int | None = None
-) -> GatewayError:
+def twilio_error(description: str, *, status: int | None = None, code: int | None = None) -> GatewayError:
     """Map a Twilio HTTP status and error code to a GatewayError (also for callback codes)."""
     if code in TRANSIENT_CODES:
         permanent = False
@@ -210,7 +205,7 @@ class TwilioGateway:
             sender["status_callback"] = status_callback
         try:
             message = self._messages.create(to=to, body=body, **sender)
-        except Exception as exc:  # noqa: BLE001 - _error re-raises what it does not know
+        except Exception as exc:  # _error re-raises what it does not map
             # "from None": the original text names the number (error message, URL).
             raise self._error(exc) from None
         log.info("twilio accepted %s for %s (%s)", message.sid, mask_phone(to), message.status)
@@ -226,9 +221,7 @@ class TwilioGateway:
         # No DateSent filter: it works on whole GMT days and leaves out messages still
         # queued (date_sent is null), which are exactly the ones a crash leaves behind.
         try:
-            for message in self._messages.stream(
-                to=to, page_size=self.page_size, limit=self.scan_limit
-            ):
+            for message in self._messages.stream(to=to, page_size=self.page_size, limit=self.scan_limit):
                 created = message.date_created
                 if created and created >= floor and _same_text(message.body or "") == wanted:
                     return message.sid
@@ -236,7 +229,7 @@ class TwilioGateway:
                 # `since`, every later one in the list was created before it as well.
                 if message.date_sent and message.date_sent < floor:
                     break
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error(exc) from None
         return None
 
@@ -248,13 +241,13 @@ class TwilioGateway:
             return twilio_error(text, status=exc.status, code=_as_int(exc.code))
         if isinstance(exc, requests.Timeout):
             # The request may have reached Twilio: reconcile with find_sent before resending.
-            return GatewayError(
-                f"no answer from Twilio within {self.timeout:g}s; it may have accepted the message"
-            )
+            return GatewayError(f"no answer from Twilio within {self.timeout:g}s; it may have accepted the message")
         if isinstance(exc, requests.RequestException):
             return GatewayError(f"cannot reach Twilio ({type(exc).__name__})")
         if isinstance(exc, TwilioException):
             return _page_error(exc)
+        if isinstance(exc, ValueError):  # a 2xx answer that is not the JSON Twilio sends
+            return GatewayError(f"unreadable answer from Twilio ({type(exc).__name__})")
         raise exc
 
 
@@ -268,9 +261,7 @@ def _utc_now() -> datetime:
 class ConsoleGateway:
     """Development gateway: prints each message (number masked) and remembers it in memory."""
 
-    def __init__(
-        self, *, stream: TextIO | None = None, clock: Callable[[], datetime] = _utc_now
-    ) -> None:
+    def __init__(self, *, stream: TextIO | None = None, clock: Callable[[], datetime] = _utc_now) -> None:
         self.sent: list[tuple[str, str, str]] = []
         self._sent_at: dict[str, datetime] = {}
         self._stream = stream
@@ -293,11 +284,7 @@ class ConsoleGateway:
         wanted = _same_text(body)
         with self._lock:
             for sent_to, sent_body, message_id in reversed(self.sent):
-                if (
-                    sent_to == to
-                    and self._sent_at[message_id] >= since
-                    and _same_text(sent_body) == wanted
-                ):
+                if sent_to == to and self._sent_at[message_id] >= since and _same_text(sent_body) == wanted:
                     return message_id
         return None
 
@@ -318,9 +305,7 @@ def build_gateway(config: Mapping[str, Any]) -> Gateway:
     if missing:
         raise ValueError(f"SMS_BACKEND=twilio needs {' and '.join(missing)}")
     if not setting("TWILIO_FROM") and not setting("TWILIO_MESSAGING_SERVICE_SID"):
-        raise ValueError(
-            "SMS_BACKEND=twilio needs a sender: TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID"
-        )
+        raise ValueError("SMS_BACKEND=twilio needs a sender: TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID")
     return TwilioGateway(
         setting("TWILIO_ACCOUNT_SID"),
         setting("TWILIO_AUTH_TOKEN"),
