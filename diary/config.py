@@ -117,6 +117,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,  # a participant's form may stay open all morning
         "BABEL_DEFAULT_LOCALE": "zh",
+        # One catalogue per area, merged by Flask-Babel, so areas can be translated independently.
+        "BABEL_TRANSLATION_DIRECTORIES": ";".join(
+            f"translations/{area}" for area in ("core", "patient", "staff", "messaging")
+        ),
         "BABEL_DEFAULT_TIMEZONE": tz,
         "PROXY_FIX": envbool(env, "PROXY_FIX", False),
     }
