@@ -103,6 +103,7 @@ class StudyConfig:
     cutoff_days_after: int = 1
     cutoff_time: time = time(12, 0)
     undo_minutes: int = 5
+    emergency_phone: str = "120"
     reminders: Reminders = field(default_factory=Reminders)
     symptoms: tuple[Symptom, ...] = ()
     not_taken_reasons: tuple[str, ...] = (
@@ -238,6 +239,7 @@ _READ_CONFIG = _table_of(StudyConfig, {
     "rules": _table_of(DoseRules, {f.name: _num for f in fields(DoseRules)}),
     "plt_lln": _num, "plt_range": _pair, "hb_range": _pair, "anc_range": _pair,
     "cutoff_days_after": _int, "cutoff_time": _time, "undo_minutes": _int,
+    "emergency_phone": _str,
     "reminders": _table_of(Reminders, {f.name: _time for f in fields(Reminders)}
                            | {"followup_hours": _num}),
     "symptoms": _list_of(_table_of(Symptom, {"key": _str, "group": _str, "danger": _bool,

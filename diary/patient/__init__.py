@@ -1,1 +1,5 @@
 """The participant's diary pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("patient", __name__)

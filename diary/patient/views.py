@@ -1,35 +1,107 @@
-"""Participant pages. Thin: they read the request, call a service, render."""
+"""Participant pages: today and one dose day. Thin: read the request, call a service, render.
+
+Each action is a plain form post that redirects (works without JavaScript); an htmx request gets
+the day card fragment back instead, and the rest of the page stays as it is.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
-from flask_login import current_user
+from flask import abort, redirect, request, url_for
 
-from diary import clock, db, study
+from diary import clock, db
 from diary.auth import participant_required
-from diary.models import Site
-from diary.services import dosing
-
-bp = Blueprint("patient", __name__)
+from diary.patient import bp
+from diary.patient.common import cfg, me, my_site, page_or_fragment, wants_fragment
+from diary.patient.messages import dose_error
+from diary.services import day_cards
+from diary.services.dosing import DoseLogError
 
 
 @bp.get("/")
 @participant_required
 def today():
-    participant = current_user.participant
-    cfg = current_app.extensions["diary.study"]
-    now = clock.now()
-    local_today = study.local_date(now, participant.timezone)
-    course = dosing.course_for(db.session(), participant, local_today, cfg)
-    plan = dosing.load_plan(db.session(), course, cfg, now, participant.timezone) if course else []
-    day_no = study.course_day_on(course.start_date, local_today, cfg) if course else None
-    return render_template(
-        "patient/today.html",
-        course=course,
-        plan=plan,
-        day=plan[day_no - 1] if day_no else None,
-        site=db.session().get(Site, participant.site_id),
-        advice=cfg.advice(participant.language),
-        course_length=cfg.course_length_days,
-        local_today=local_today,
-    )
+    view = day_cards.today_view(db.session(), me(), cfg(), clock.now())
+    return page_or_fragment("patient/today.html", "patient/_today.html", view=view, site=my_site(),
+                            advice=cfg().advice(me().language), cfg=cfg())
+
+
+def _own_course_or_404(course_id: int):
+    # Another participant's course is answered exactly like one that does not exist.
+    course = day_cards.own_course(db.session(), me(), course_id)
+    if course is None:
+        abort(404)
+    return course
+
+
+def _card_or_404(course_id: int, day: int) -> day_cards.DayCard:
+    card = day_cards.load_card(db.session(), me(), _own_course_or_404(course_id), day, cfg(), clock.now())
+    if card is None:
+        abort(404)
+    return card
+
+
+def _render_card(card: day_cards.DayCard, *, error: str | None = None, done: str | None = None,
+                 status: int = 200, reason_form: bool = False):
+    page = "patient/not_taken.html" if reason_form else "patient/day.html"
+    fragment = "patient/_not_taken.html" if reason_form else "patient/_day_card.html"
+    return page_or_fragment(page, fragment, status, card=card, error=error, done=done,
+                            site=my_site(), advice=cfg().advice(me().language), cfg=cfg(),
+                            reasons=cfg().not_taken_reasons)
+
+
+@bp.get("/courses/<int:course_id>/days/<int:day>")
+@participant_required
+def day_page(course_id: int, day: int):
+    return _render_card(_card_or_404(course_id, day))
+
+
+@bp.get("/courses/<int:course_id>/days/<int:day>/not-taken")
+@participant_required
+def not_taken_form(course_id: int, day: int):
+    return _render_card(_card_or_404(course_id, day), reason_form=True)
+
+
+def _act(course_id: int, day: int, outcome: str):
+    card = _card_or_404(course_id, day)
+    form, now = request.form, clock.now()
+    try:
+        taken_at = None
+        if outcome == "taken" and form.get("taken_time"):
+            taken_at = day_cards.stated_time(form.get("taken_on"), form.get("taken_time"), me().timezone)
+        day_cards.log_from_diary(
+            db.session(), cfg(), participant=me(), course=_own_course_or_404(course_id), day=day,
+            outcome=outcome,
+            client_key=form.get("client_key"), now=now, taken_at=taken_at,
+            reason=form.get("reason"), fasting=form.get("fasting") == "yes" or None,
+        )
+    except DoseLogError as error:
+        db.session().rollback()
+        return _render_card(card, error=dose_error(error.code), status=422,
+                            reason_form=outcome == "not_taken" and error.code == "reason_required")
+    db.session().commit()
+    if not wants_fragment():
+        return redirect(url_for("patient.today") if card.is_today
+                        else url_for("patient.day_page", course_id=course_id, day=day), 303)
+    return _render_card(_card_or_404(course_id, day), done=outcome)
+
+
+@bp.post("/courses/<int:course_id>/days/<int:day>/taken")
+@participant_required
+def took_it(course_id: int, day: int):
+    return _act(course_id, day, "taken")
+
+
+@bp.post("/courses/<int:course_id>/days/<int:day>/not-taken")
+@participant_required
+def did_not_take_it(course_id: int, day: int):
+    return _act(course_id, day, "not_taken")
+
+
+@bp.post("/courses/<int:course_id>/days/<int:day>/undo")
+@participant_required
+def undo(course_id: int, day: int):
+    return _act(course_id, day, "retracted")
+
+
+# Registers the other participant routes on the same blueprint.
+from diary.patient import calendar, pwa, settings, symptoms, sync  # noqa: E402, F401, I001

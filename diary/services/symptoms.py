@@ -38,6 +38,9 @@ def report_symptoms(
     in the same transaction, so staff see it even if the participant's phone goes offline."""
     existing = session.exec(select(SymptomReport).where(SymptomReport.client_key == client_key)).first()
     if existing is not None:
+        if existing.participant_id != participant.id:
+            # Another participant's key: refuse without revealing their report.
+            raise SymptomError("client_key_reused")
         return existing
     if not symptoms:
         raise SymptomError("nothing_chosen")

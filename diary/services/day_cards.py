@@ -1,0 +1,145 @@
+"""What the participant's pages show about dose days, and logging a dose from the diary.
+
+The rules are in study.py and dosing.py; this module loads the participant's own rows and puts
+together what a page needs (undo window, late-logging dates, the days still open).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlmodel import Session, select
+
+from diary import study
+from diary.models import Course, DoseLog, Participant
+from diary.services import dosing
+from diary.services.dosing import DayPlan, DoseLogError
+from diary.study import DoseStatus, StudyConfig
+
+# What a phone may send as its idempotency key: crypto.randomUUID() or the page's own uuid4.
+CLIENT_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class DayCard:
+    """One dose day as the participant sees it at `now`."""
+
+    course_id: int
+    cycle: int
+    plan: DayPlan
+    today: date
+    undo_until: datetime | None
+    # The local dates a late dose may be stated on: the day itself up to today.
+    taken_on: tuple[date, ...]
+
+    @property
+    def is_today(self) -> bool:
+        return self.plan.date == self.today
+
+    @property
+    def late(self) -> bool:
+        """An earlier day that may still be logged, with the time the participant states."""
+        return self.plan.may_log and self.plan.date < self.today
+
+
+@dataclass(frozen=True)
+class TodayView:
+    course: Course | None
+    today: date
+    card: DayCard | None  # None when no course day falls today
+    open_days: list[DayCard]  # earlier days nothing was logged for, still before the cutoff
+    missed_days: list[DayPlan]  # days whose cutoff passed recently with nothing logged
+
+
+def check_client_key(key: str | None) -> str:
+    if not key or not CLIENT_KEY.match(key):
+        raise DoseLogError("bad_client_key")
+    return key
+
+
+def courses_of(session: Session, participant: Participant) -> list[Course]:
+    return list(session.exec(
+        select(Course).where(Course.participant_id == participant.id).order_by(Course.cycle_number)
+    ).all())
+
+
+def own_course(session: Session, participant: Participant, course_id: int) -> Course | None:
+    """The course if it is this participant's; None for anyone else's, so callers answer 404."""
+    course = session.get(Course, course_id)
+    return course if course is not None and course.participant_id == participant.id else None
+
+
+def running_course_id(session: Session, participant: Participant, cfg: StudyConfig,
+                      now: datetime) -> int | None:
+    """The course a day of which is today, for filing a symptom report; None between courses."""
+    today = study.local_date(now, participant.timezone)
+    course = dosing.course_for(session, participant, today, cfg)
+    return course.id if course and study.course_day_on(course.start_date, today, cfg) else None
+
+
+def card_for(course: Course, plan: DayPlan, now: datetime, tz: str, cfg: StudyConfig) -> DayCard:
+    today = study.local_date(now, tz)
+    undo_until = None
+    log = plan.log
+    # Staff corrections are not the participant's to undo; after the cutoff nothing is.
+    if log is not None and log.source != "staff" and plan.may_log:
+        until = log.received_at + timedelta(minutes=cfg.undo_minutes)
+        undo_until = until if now < until else None
+    taken_on: tuple[date, ...] = ()
+    if plan.may_log:
+        days = (today - plan.date).days
+        taken_on = tuple(plan.date + timedelta(days=n) for n in range(days + 1))
+    return DayCard(course_id=course.id, cycle=course.cycle_number, plan=plan, today=today,
+                   undo_until=undo_until, taken_on=taken_on)
+
+
+def load_card(session: Session, participant: Participant, course: Course, day: int,
+              cfg: StudyConfig, now: datetime) -> DayCard | None:
+    if not 1 <= day <= cfg.course_length_days:
+        return None
+    plan = dosing.load_plan(session, course, cfg, now, participant.timezone)
+    return card_for(course, plan[day - 1], now, participant.timezone, cfg)
+
+
+def today_view(session: Session, participant: Participant, cfg: StudyConfig, now: datetime) -> TodayView:
+    tz = participant.timezone
+    today = study.local_date(now, tz)
+    course = dosing.course_for(session, participant, today, cfg)
+    if course is None:
+        return TodayView(None, today, None, [], [])
+    plans = dosing.load_plan(session, course, cfg, now, tz)
+    number = study.course_day_on(course.start_date, today, cfg)
+    card = card_for(course, plans[number - 1], now, tz, cfg) if number else None
+    open_days = [card_for(course, p, now, tz, cfg) for p in plans
+                 if p.date < today and p.may_log and p.status == DoseStatus.DUE]
+    # Only the latest misses: the calendar lists the whole course.
+    recent = now - timedelta(days=1)
+    missed = [p for p in plans if p.status == DoseStatus.MISSED and p.cutoff >= recent]
+    return TodayView(course, today, card, open_days, missed)
+
+
+def stated_time(taken_on: str | None, at: str | None, tz: str) -> datetime:
+    """The instant of a local date ("2026-12-01") and wall time ("07:30"); DoseLogError('bad_time')."""
+    try:
+        on = date.fromisoformat((taken_on or "").strip())
+        wall = time.fromisoformat((at or "").strip())
+    except ValueError:
+        raise DoseLogError("bad_time") from None
+    if wall.tzinfo is not None or len((at or "").strip()) not in (5, 8):
+        raise DoseLogError("bad_time")
+    return study.local_instant(on, wall, tz)
+
+
+def log_from_diary(session: Session, cfg: StudyConfig, *, participant: Participant, course: Course,
+                   day: int, outcome: str, client_key: str | None, now: datetime,
+                   taken_at: datetime | None = None, reason: str | None = None,
+                   fasting: bool | None = None) -> DoseLog:
+    """A participant's own log from the page or offline sync; the caller commits."""
+    return dosing.log_dose(
+        session, cfg, participant=participant, course=course, day=day, outcome=outcome,
+        client_key=check_client_key(client_key), source="participant", now=now,
+        taken_at=taken_at, reason=reason if outcome == "not_taken" else None,
+        fasting=fasting if outcome == "taken" else None,
+    )
