@@ -1,0 +1,29 @@
+"""The course calendar: every day of a course with its status; earlier courses too."""
+
+from __future__ import annotations
+
+from flask import abort, render_template, request
+
+from diary import clock, db, study
+from diary.auth import participant_required
+from diary.patient import bp
+from diary.patient.common import cfg, me, my_site
+from diary.services import day_cards, dosing
+
+
+@bp.get("/calendar")
+@participant_required
+def calendar():
+    now, participant = clock.now(), me()
+    courses = day_cards.courses_of(db.session(), participant)
+    wanted = request.args.get("course")
+    if wanted is not None:
+        # Someone else's course, or nonsense, is simply not found.
+        course = day_cards.own_course(db.session(), participant, int(wanted)) if wanted.isdigit() else None
+        if course is None:
+            abort(404)
+    else:
+        course = dosing.course_for(db.session(), participant, study.local_date(now, participant.timezone), cfg())
+    plans = dosing.load_plan(db.session(), course, cfg(), now, participant.timezone) if course else []
+    return render_template("patient/calendar.html", courses=courses, course=course, plans=plans,
+                           today=study.local_date(now, participant.timezone), site=my_site(), cfg=cfg())

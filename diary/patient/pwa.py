@@ -1,0 +1,44 @@
+"""The installable web app: manifest and service worker (both public, no personal data)."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request, send_from_directory, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from diary.patient import bp
+
+
+@bp.get("/sw.js")
+def service_worker():
+    # Served from the root so that its scope can be the whole diary, not just /static/.
+    response = send_from_directory(current_app.static_folder, "sw.js", mimetype="text/javascript",
+                                   max_age=0)
+    response.headers["Service-Worker-Allowed"] = "/"
+    # Browsers re-check the worker at most daily anyway; no-cache makes an update visible at once.
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    lang = "en" if request.args.get("lang") == "en" else "zh"
+    with force_locale(lang):
+        name = _("Medicine diary")
+
+    def icon(filename: str, sizes: str, kind: str, purpose: str = "any") -> dict:
+        return {"src": url_for("static", filename=f"icons/{filename}"), "sizes": sizes, "type": kind,
+                "purpose": purpose}
+
+    response = jsonify({
+        "name": name, "short_name": name, "lang": "zh-CN" if lang == "zh" else "en",
+        "start_url": "/", "scope": "/", "display": "standalone",
+        "background_color": "#ffffff", "theme_color": "#0b5cad",
+        "icons": [icon("icon-192.png", "192x192", "image/png"), icon("icon-512.png", "512x512", "image/png"),
+                  icon("maskable-512.png", "512x512", "image/png", "maskable"),
+                  icon("icon.svg", "any", "image/svg+xml")],
+    })
+    response.mimetype = "application/manifest+json"
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
