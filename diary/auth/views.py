@@ -270,7 +270,11 @@ def participant_logout():
     # Clear first: logout_user() leaves the flag that makes Flask-Login delete the remember cookie.
     session.clear()
     logout_user()
-    return redirect(url_for("auth.participant_login"))
+    response = redirect(url_for("auth.participant_login"))
+    # A shared or handed-on phone must not show this person's diary from the offline cache
+    # (service worker pages, IndexedDB queue): the browser wipes both.
+    response.headers["Clear-Site-Data"] = '"cache", "storage"'
+    return response
 
 
 @bp.post("/language")

@@ -64,10 +64,15 @@ def sync_dose():
     if course is None:
         abort(404)
     try:
+        # A time typed into a late-logging form is a local wall time in the participant's zone.
+        if data.get("taken_time"):
+            taken_at = day_cards.stated_time(data.get("taken_on"), data.get("taken_time"), me().timezone)
+        else:
+            taken_at = _instant(data.get("taken_at"))
         log = day_cards.log_from_diary(
             db.session(), cfg(), participant=me(), course=course, day=day,
             outcome=str(data.get("outcome")), client_key=data.get("client_key"), now=now,
-            taken_at=_instant(data.get("taken_at")), reason=data.get("reason"),
+            taken_at=taken_at, reason=data.get("reason"),
             fasting=data.get("fasting") is True or None,
         )
     except DoseLogError as error:

@@ -120,3 +120,9 @@ def test_the_sync_token_endpoint_is_not_cached(client, pa):
     r = client.get("/sync/csrf")
     assert r.is_json and r.get_json()["csrf_token"]
     assert csrf(client)
+
+
+def test_a_queued_late_dose_keeps_the_typed_local_time(client, pa, world, session):
+    r = _dose(client, world, day=2, taken_at=None, taken_on="2026-11-30", taken_time="21:15")
+    assert r.status_code == 200
+    assert logs(session)[0].taken_at.isoformat() == "2026-11-30T13:15:00+00:00"
