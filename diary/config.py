@@ -119,8 +119,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "WTF_CSRF_TIME_LIMIT": None,  # a participant's form may stay open all morning
         "BABEL_DEFAULT_LOCALE": "zh",
         # One catalogue per area, merged by Flask-Babel, so areas can be translated independently.
+        # Only areas that have a catalogue: Flask-Babel takes plural() from the last directory it
+        # loads, and a missing one would reset Chinese plurals to English ("2 tablets").
         "BABEL_TRANSLATION_DIRECTORIES": ";".join(
             f"translations/{area}" for area in ("core", "patient", "staff", "messaging")
+            if (Path(__file__).parent / "translations" / area / "zh" / "LC_MESSAGES").is_dir()
         ),
         "BABEL_DEFAULT_TIMEZONE": tz,
         "PROXY_FIX": envbool(env, "PROXY_FIX", False),

@@ -22,7 +22,11 @@
       return navigator.serviceWorker.ready;
     }).then(function (reg) {
       // Keep the pages a participant needs offline, under this session's partition.
-      if (reg.active) reg.active.postMessage({ type: "warm", urls: ["/", "/symptoms"] });
+      // Once per browsing session is enough; the worker refreshes pages as they are visited.
+      if (reg.active && !sessionStorage.getItem("diary-warm")) {
+        sessionStorage.setItem("diary-warm", "1");
+        reg.active.postMessage({ type: "warm", urls: ["/", "/symptoms"] });
+      }
     }).catch(function () {});
   }
 

@@ -207,3 +207,14 @@ def test_the_time_shown_is_the_participants_local_time(client, pa, world, clock)
     clock.advance(hours=-8, minutes=30)  # 01:30 local time on the same day
     post(client, day_url(world, "pa", 3, "taken"), csrf(client))
     assert "You took it at 01:30." in client.get("/").get_data(as_text=True)
+
+
+def test_tablet_counts_are_translated_in_chinese(client, pa, session):
+    from diary.models import Participant
+
+    participant = session.get(Participant, pa.id)
+    participant.language = "zh"
+    session.add(participant)
+    session.commit()
+    html = client.get("/").get_data(as_text=True)
+    assert "服用 2 片（每片 2.5 毫克）" in html and "tablets" not in html
