@@ -123,6 +123,13 @@
       return true;
     }
     if (kind === "dose" && form.closest(".day-card")) {
+      // A page kept from an earlier day would file today's tap under the wrong course day.
+      var now = new Date(), pad = function (n) { return (n < 10 ? "0" : "") + n; };
+      var phoneToday = now.getFullYear() + "-" + pad(now.getMonth() + 1) + "-" + pad(now.getDate());
+      if (form.closest(".day-card").dataset.renderedOn !== phoneToday) {
+        showStatus(0, strings.stale);
+        return true;
+      }
       enqueue(doseRecord(form)).then(refreshStatus);
       markSaved(form.closest(".day-card"), form);
       return true;
