@@ -221,10 +221,12 @@ def forgot_pin():
         s, now = db.session(), clock.now()
         issued = auth.issue_pin_reset(s, form.phone.data, now, policy(), _cipher())
         if issued:
-            participant, code = issued
+            participant, code = issued.participant, issued.code
             site = s.get(Site, participant.site_id)
+            # Keyed by the code, not the second: a second request in the same second replaces
+            # the first code, so its SMS must not be dropped as a duplicate of the first.
             message = outbox.enqueue(
-                s, _cipher(), dedupe_key=f"pin_reset:{participant.id}:{int(now.timestamp())}",
+                s, _cipher(), dedupe_key=f"pin_reset:{participant.id}:{issued.access_code_id}",
                 kind="pin_reset", site_id=site.id, participant_id=participant.id,
                 to=_cipher().decrypt(participant.phone_enc),
                 body=_pin_code_text(participant.language, code), not_before=now,
