@@ -82,6 +82,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         raise SettingsError(f"SMS_BACKEND must be console or twilio, not {sms_backend!r}")
 
     idle = envint(env, "STAFF_IDLE_MINUTES", 30)
+    remember_days = envint(env, "PARTICIPANT_REMEMBER_DAYS", 180)
     default_db = "sqlite:///" + str(Path(instance_path) / "diary.sqlite3")
     return {
         "DIARY_ENV": mode,
@@ -106,10 +107,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "STAFF_TOTP_REQUIRED": envbool(env, "STAFF_TOTP_REQUIRED", True),
         "ACTIVATION_HOURS": envint(env, "ACTIVATION_HOURS", 72),
         "PIN_RESET_MINUTES": envint(env, "PIN_RESET_MINUTES", 10),
-        # Staff sessions end after inactivity; participants stay signed in through the
-        # remember-me cookie on their own phone (DESIGN §1).
-        "PERMANENT_SESSION_LIFETIME": timedelta(minutes=idle),
-        "REMEMBER_COOKIE_DURATION": timedelta(days=envint(env, "PARTICIPANT_REMEMBER_DAYS", 180)),
+        # Participants stay signed in on their own phone through their courses (DESIGN §1);
+        # staff sessions end after inactivity (enforced in diary.auth, not by the cookie).
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=remember_days),
+        "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
+        "STAFF_IDLE_TIMEOUT": timedelta(minutes=idle),
         "SESSION_COOKIE_SECURE": envbool(env, "SESSION_COOKIE_SECURE", production),
         "REMEMBER_COOKIE_SECURE": envbool(env, "SESSION_COOKIE_SECURE", production),
         "SESSION_COOKIE_HTTPONLY": True,

@@ -105,7 +105,7 @@ def test_an_unknown_sms_backend_is_refused(tmp_path):
 
 
 def test_the_idle_timeout_comes_from_staff_idle_minutes(tmp_path):
-    assert _settings(tmp_path, STAFF_IDLE_MINUTES="10")["PERMANENT_SESSION_LIFETIME"].total_seconds() == 600
+    assert _settings(tmp_path, STAFF_IDLE_MINUTES="10")["STAFF_IDLE_TIMEOUT"].total_seconds() == 600
 
 
 def test_the_default_database_is_a_sqlite_file_in_the_instance_folder(tmp_path):

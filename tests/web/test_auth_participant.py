@@ -374,3 +374,17 @@ def test_a_withdrawn_participant_gets_no_sms_code(app, client, world, session):
     session.commit()
     _forgot(client, world.phones["pa"])
     assert _sent_codes(app, world.phones["pa"]) == []
+
+
+def test_a_page_left_open_all_morning_can_still_be_submitted(client, auth, monkeypatch):
+    """The participant opens the diary at 07:00 and taps at 10:00: the CSRF token still holds."""
+    import time
+
+    from itsdangerous import TimestampSigner
+
+    auth.participant("pa")
+    token = auth.csrf("/")
+    later = int(time.time()) + 3 * 3600
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
+    r = client.post("/logout", data={"csrf_token": token})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/login")
