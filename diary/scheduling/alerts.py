@@ -81,8 +81,9 @@ def send_digests(session: Session, jobs: Jobs, now: datetime) -> int:
                                   danger=count["danger_symptom"], missed=count["missed_dose"],
                                   labs=count["overdue_lab"], sms=count["sms_failed"],
                                   opt_outs=count["opt_out"])
-        if enqueue(session, jobs.cipher, dedupe_key=key, kind="digest", site_id=site.id, to=staff_number(site, on_call=False),
-                   body=body, not_before=now, expires_at=expires_at, created_at=now):
+        if enqueue(session, jobs.cipher, dedupe_key=key, kind="digest", site_id=site.id,
+                   to=staff_number(site, on_call=False), body=body, not_before=now,
+                   expires_at=expires_at, created_at=now):
             queued += 1
     return queued
 
