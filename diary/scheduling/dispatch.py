@@ -150,13 +150,18 @@ class Dispatcher:
             return "taken"
         self.pacer.wait()
         try:
-            provider_id = self.jobs.gateway.send(to, message.body, status_callback=self.jobs.status_callback)
+            provider_id = self.jobs.gateway.send(to, message.body, status_callback=self._callback(message))
         except GatewayError as exc:
             return self._failed(message, claimed_at, exc)
         _transition(self.s, message.id, "sending", claimed_at, status="sent", provider_id=provider_id,
                     sent_at=self.stamp(), last_error=None, next_attempt_at=None)
         self.report["sent"] += 1
         return "sent"
+
+    def _callback(self, message: Message) -> str | None:
+        # The id lets the status webhook find a row whose provider id is not committed yet.
+        base = self.jobs.status_callback
+        return f"{base}?m={message.id}" if base else None
 
     def _failed(self, message: Message, claimed_at: datetime, exc: GatewayError) -> str:
         error = str(exc)[:500]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -61,3 +61,27 @@ class SMS:
 @pytest.fixture
 def sms(app, twilio, gateway, clock):
     return SMS(app, twilio, clock)
+
+
+@pytest.fixture
+def enrol(app, session, world, clock):
+    """Enrol a participant at site A with a course whose day 1 is `day1` (services, not SQL)."""
+    from diary.services import enrolment
+
+    cfg = app.extensions["diary.study"]
+    cipher = app.extensions["diary.cipher"]
+    counter = iter(range(100))
+
+    def make(*, day1, tz="Asia/Shanghai", reminder_time="08:00", language="en", phone=None):
+        n = next(counter)
+        phone = phone or f"+861380000{n:04d}"
+        p = enrolment.enroll(session, cipher, site_id=world.sites["A"].id, study_number=f"T-{n:03d}",
+                             cohort="primary", phone=phone, staff_id=world.staff["nurse_a"].id,
+                             now=clock.now, language=language, timezone=tz, reminder_time=reminder_time)
+        course = enrolment.open_course(session, cfg, participant=p, adc_drug="trastuzumab_deruxtecan",
+                                       infusion_date=day1 - timedelta(days=1), staff_id=world.staff["nurse_a"].id,
+                                       now=clock.now)
+        session.commit()
+        return p, course, phone
+
+    return make
