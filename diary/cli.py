@@ -132,7 +132,7 @@ def scheduler_run() -> None:
     the current batch and exits. Run it in its own process, never inside web workers."""
     from diary.scheduling import run
 
-    run(current_app)
+    run(current_app._get_current_object())  # jobs run in worker threads
 
 
 @scheduler.command("tick")

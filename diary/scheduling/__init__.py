@@ -131,6 +131,7 @@ def run(app: Flask, interval_seconds: int | None = None) -> None:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run at INFO
     log.info("scheduler started; ticking every %ss", interval)
     scheduler.start()
     log.info("scheduler stopped")
