@@ -97,12 +97,12 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:  # pragma: no cover - the app supports these two
         dialect_insert = insert
-    table = Message.__table__
-    for start in range(0, len(rows), CHUNK):
-        stmt = dialect_insert(table).values(rows[start:start + CHUNK])
-        if dialect in ("postgresql", "sqlite"):
-            stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        session.exec(stmt)
+    stmt = dialect_insert(Message.__table__)
+    if dialect in ("postgresql", "sqlite"):
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    # executemany, not one giant VALUES list: SQLAlchemy batches it ("insertmanyvalues") without
+    # compiling a bind parameter per value, which cost seconds for 10,000 rows.
+    session.connection().execute(stmt, rows)
     return len(rows)
 
 
@@ -133,14 +133,18 @@ def plan_reminders(session: Session, jobs: Jobs, now: datetime,
     known = existing(session, Message.dedupe_key, [due.dedupe_key for _, due in candidates])
     phones = dict(session.exec(select(Site.id, Site.phone)).all())
     rows = []
+    bodies: dict[tuple, str] = {}  # thousands of participants share a handful of texts
     for course, due in candidates:
         if due.dedupe_key in known:
             continue
+        text_key = (due.kind, course.language, course.state.doses[due.day - 1], course.site_id)
+        if text_key not in bodies:
+            bodies[text_key] = sms_text(reminder_text(due, course, jobs, phones[course.site_id]))
         rows.append({
             "dedupe_key": due.dedupe_key, "kind": due.kind, "site_id": course.site_id,
             "participant_id": course.participant_id, "course_id": due.course_id,
             "course_day": due.day, "to_enc": course.phone_enc,
-            "body": sms_text(reminder_text(due, course, jobs, phones[course.site_id])),
+            "body": bodies[text_key],
             "status": "queued", "not_before": due.not_before, "expires_at": due.expires_at,
             "attempts": 0, "created_at": now,
         })
