@@ -196,7 +196,8 @@ def test_a_danger_symptom_texts_the_on_call_phone_at_once_even_at_night(app, sms
     assert p.study_number in alert["body"] and "blood" not in alert["body"].lower()
 
 
-def test_the_daily_digest_goes_to_the_site_number_once_with_counts(sms, enrol, session):
+def test_the_daily_digest_goes_to_the_site_number_once_with_counts(app, sms, enrol, session):
+    app.config["STAFF_SMS_LANGUAGE"] = "en"
     enrol(day1=DAY1)
     sms.tick(at(2, "08:00"))
     sms.tick(at(2, "08:30"))
@@ -204,7 +205,8 @@ def test_the_daily_digest_goes_to_the_site_number_once_with_counts(sms, enrol, s
 
     digests = [m for m in sms.outbox() if m.kind == "digest" and m.site_id == 1]
     assert [m.dedupe_key for m in digests] == ["digest:1:2026-12-02"]
-    assert "open flags" in digests[0].body and digests[0].status == "sent"
+    assert "3 open flags" in digests[0].body and "missed doses 3" in digests[0].body
+    assert digests[0].status == "sent"
 
 
 def test_a_signed_dose_change_is_texted_to_the_participant(app, sms, enrol, world, session, cfg):
