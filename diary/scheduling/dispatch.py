@@ -36,11 +36,16 @@ CLOCK_SLACK = timedelta(minutes=2)
 
 
 class Pacer:
-    """At most `rate` sends per second (0: no limit), measured on a monotonic clock."""
+    """At most `rate` sends per second on average (0: no limit), on a monotonic clock.
+
+    Slots are kept on a fixed schedule, so a send that took longer than its slot is made up
+    by the next ones (up to `burst` slots) instead of lowering the rate for good; a longer
+    stall is forgiven rather than followed by a flood."""
 
     def __init__(self, rate: float, monotonic: Callable[[], float] = time_module.monotonic,
-                 sleep: Callable[[float], None] = time_module.sleep) -> None:
+                 sleep: Callable[[float], None] = time_module.sleep, burst: int = 3) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.burst = burst
         self._monotonic, self._sleep = monotonic, sleep
         self._next: float | None = None
 
@@ -48,10 +53,10 @@ class Pacer:
         if not self.interval:
             return
         now = self._monotonic()
-        if self._next is not None and now < self._next:
-            self._sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
+        slot = now if self._next is None else max(self._next, now - self.burst * self.interval)
+        if slot > now:
+            self._sleep(slot - now)
+        self._next = slot + self.interval
 
 
 def backoff(attempts: int, rng: Callable[[], float] = random.random) -> timedelta:

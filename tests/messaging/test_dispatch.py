@@ -191,3 +191,21 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     assert backoff(1, rng=lambda: 1) == timedelta(seconds=30)
     assert backoff(3, rng=lambda: 1) == timedelta(minutes=2)
     assert backoff(20, rng=lambda: 1) == BACKOFF_CAP
+
+
+def test_the_pacer_makes_up_for_a_slow_send_without_flooding_after_a_stall():
+    now = [0.0]
+    pacer = Pacer(10, monotonic=lambda: now[0], sleep=lambda seconds: now.__setitem__(0, now[0] + seconds))
+    pacer.wait()
+    now[0] += 0.15  # one send took a slot and a half
+    pacer.wait()
+    assert now[0] == pytest.approx(0.15)  # no wait: its slot (0.1) has passed
+    pacer.wait()
+    assert now[0] == pytest.approx(0.2)  # back on the 10/s schedule
+
+    now[0] += 60  # a long stall
+    moments = []
+    for _ in range(5):
+        pacer.wait()
+        moments.append(round(now[0] - 60.2, 3))
+    assert moments == [0.0, 0.0, 0.0, 0.0, 0.1]  # at most `burst` slots made up
