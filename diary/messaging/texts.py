@@ -23,14 +23,14 @@ def _render(lang: str, text) -> str:
 def dose_reminder(lang: str, *, mg: float, tablets: int, show_dose: bool) -> str:
     if show_dose:
         return _render(lang, _l("Study diary: time for today's %(mg)s mg (%(tablets)s tablets), on an empty "
-                       "stomach. Reply 1 when taken.", mg=f"{mg:g}", tablets=tablets))
+                                "stomach. Reply 1 when taken.", mg=f"{mg:g}", tablets=tablets))
     return _render(lang, _l("Study diary: time for today's study tablets, on an empty stomach. "
-                   "Reply 1 when taken."))
+                            "Reply 1 when taken."))
 
 
 def dose_followup(lang: str) -> str:
     return _render(lang, _l("Study diary: we have not seen today's dose yet. Reply 1 once you have "
-                   "taken it."))
+                            "taken it."))
 
 
 def draw_evening(lang: str, *, phone: str) -> str:
@@ -44,12 +44,12 @@ def draw_morning(lang: str, *, phone: str) -> str:
 def dose_change(lang: str, *, day: int, mg: float, tablets: int, show_dose: bool, phone: str) -> str:
     if mg == 0:
         return _render(lang, _l("Study diary: from day %(day)s, pause your study tablets until the team "
-                       "tells you. Questions: %(phone)s", day=day, phone=phone))
+                                "tells you. Questions: %(phone)s", day=day, phone=phone))
     if show_dose:
         return _render(lang, _l("Study diary: from day %(day)s, take %(mg)s mg (%(tablets)s tablets) a day. "
-                       "Questions: %(phone)s", day=day, mg=f"{mg:g}", tablets=tablets, phone=phone))
+                                "Questions: %(phone)s", day=day, mg=f"{mg:g}", tablets=tablets, phone=phone))
     return _render(lang, _l("Study diary: your dose changes from day %(day)s; see the diary. "
-                   "Questions: %(phone)s", day=day, phone=phone))
+                            "Questions: %(phone)s", day=day, phone=phone))
 
 
 # --- replies to a participant's SMS -----------------------------------------------------------
@@ -66,7 +66,7 @@ def reply_nothing_due(lang: str, *, phone: str) -> str:
 
 def reply_help(lang: str, *, phone: str) -> str:
     return _render(lang, _l("Study diary: reply 1 when you have taken today's dose, STOP to end texts. "
-                   "Questions: %(phone)s", phone=phone))
+                            "Questions: %(phone)s", phone=phone))
 
 
 def reply_opted_in(lang: str) -> str:
@@ -78,12 +78,12 @@ def reply_opted_in(lang: str) -> str:
 
 def danger_alert(lang: str, *, study_number: str, site_code: str) -> str:
     return _render(lang, _l("Study diary ALERT: participant %(number)s (site %(site)s) reported a danger "
-                   "symptom. Open the flag queue now.", number=study_number, site=site_code))
+                            "symptom. Open the flag queue now.", number=study_number, site=site_code))
 
 
 def staff_digest(lang: str, *, day: date, open_flags: int, danger: int, missed: int,
                  labs: int, sms: int, opt_outs: int) -> str:
     return _render(lang, _l("Study diary %(day)s: %(open)s open flags (danger %(danger)s, missed doses "
-                   "%(missed)s, blood counts %(labs)s, SMS %(sms)s, opt-outs %(optouts)s).",
+                            "%(missed)s, blood counts %(labs)s, SMS %(sms)s, opt-outs %(optouts)s).",
                    day=day.isoformat(), open=open_flags, danger=danger, missed=missed, labs=labs,
                    sms=sms, optouts=opt_outs))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
 
 from diary.crypto import DataCipher
 from diary.messaging.gateway import Gateway
@@ -30,7 +29,6 @@ class Jobs:
     # the long-running process passes the wall clock, because a rate-limited batch can
     # outlast a minute and another dispatcher judges "sending too long" by these stamps.
     clock: Callable[[], datetime] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_app(cls, app, **overrides) -> Jobs:

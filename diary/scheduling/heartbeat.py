@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, select
@@ -53,6 +53,5 @@ def outbox_state(session: Session, now: datetime) -> dict:
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
+    # min() over the column may come back without the column's type on some dialects.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
