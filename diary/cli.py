@@ -130,13 +130,13 @@ def demo_command() -> None:
     seed(current_app, echo=click.echo)
 
 
-scheduler = AppGroup("scheduler", help="Reminders and SMS. Until the scheduler issue lands, the "
-                     "jobs only log what they would do.")
+scheduler = AppGroup("scheduler", help="Reminders, flags, staff alerts and the SMS outbox (DESIGN §4).")
 
 
 @scheduler.command("run")
 def scheduler_run() -> None:
-    """Run the scheduler process (placeholder: logs each tick; sends nothing yet)."""
+    """Run the scheduler process: every job each SCHEDULER_INTERVAL_SECONDS; SIGTERM finishes
+    the current batch and exits. Run it in its own process, never inside web workers."""
     from diary.scheduling import run
 
     # The real app object: the scheduler's worker threads have no application context.
@@ -146,7 +146,8 @@ def scheduler_run() -> None:
 @scheduler.command("tick")
 @click.option("--now", "now_text", default=None, help="ISO 8601 instant with offset.")
 def scheduler_tick(now_text: str | None) -> None:
-    """Run every job once at the instant --now (default: the current time)."""
+    """Run every job once at the instant --now (default: the current time): plan reminders,
+    raise flags, queue alerts and the digest, dispatch the outbox, record a heartbeat."""
     from diary.scheduling import tick
 
     now = clock.now()

@@ -40,6 +40,27 @@ def envint(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def envfloat(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _hhmm(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    try:
+        hours, minutes = raw.split(":")
+        if len(raw) != 5 or not (0 <= int(hours) < 24 and 0 <= int(minutes) < 60):
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"{name} must be a local time HH:MM, not {raw!r}") from None
+    return raw
+
+
 def envsecret(env: Mapping[str, str], name: str) -> str | None:
     """A secret from NAME, or from the file named by NAME_FILE (Docker/K8s secrets)."""
     if env.get(name):
@@ -126,4 +147,29 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         ),
         "BABEL_DEFAULT_TIMEZONE": tz,
         "PROXY_FIX": envbool(env, "PROXY_FIX", False),
+        **_scheduler_settings(env),
+    }
+
+
+def _scheduler_settings(env: Mapping[str, str]) -> dict:
+    """Reminders, outbox and scheduler (issue 5)."""
+    language = env.get("STAFF_SMS_LANGUAGE", "zh")
+    if language not in ("zh", "en"):
+        raise SettingsError(f"STAFF_SMS_LANGUAGE must be zh or en, not {language!r}")
+    rate = envfloat(env, "SMS_RATE_PER_SECOND", 1.0)
+    if rate < 0:
+        raise SettingsError("SMS_RATE_PER_SECOND must be ≥ 0 (0: no limit)")
+    return {
+        # Off by default: an SMS can be read by anyone holding the phone (PIPL, CLINICAL-NOTES).
+        "SMS_SHOW_DOSE": envbool(env, "SMS_SHOW_DOSE", False),
+        "SMS_RATE_PER_SECOND": rate,
+        "SMS_RETRY_HOURS": envfloat(env, "SMS_RETRY_HOURS", 2.0),
+        # Longer than TWILIO_TIMEOUT: a row "sending" for longer was left by a crash.
+        "SMS_SENDING_TIMEOUT_SECONDS": envint(env, "SMS_SENDING_TIMEOUT_SECONDS", 120),
+        "SMS_BATCH_SIZE": envint(env, "SMS_BATCH_SIZE", 500),
+        "SCHEDULER_INTERVAL_SECONDS": envint(env, "SCHEDULER_INTERVAL_SECONDS", 15),
+        "SCHEDULER_STALE_MINUTES": envint(env, "SCHEDULER_STALE_MINUTES", 5),
+        "DIGEST_TIME": _hhmm(env, "DIGEST_TIME", "08:30"),
+        "STAFF_SMS_LANGUAGE": language,
+        "LAB_OVERDUE_HOURS": envfloat(env, "LAB_OVERDUE_HOURS", 12.0),
     }
