@@ -87,8 +87,6 @@ def test_a_dispatcher_killed_mid_batch_and_restarted_loses_nothing_and_duplicate
 
 @pytest.mark.postgres
 def test_two_dispatchers_at_once_on_postgresql_duplicate_nothing(backend, sms, queued, twilio, env):
-    if backend != "postgresql":
-        pytest.skip("SQLite runs a single dispatcher")
     queued(40, T0)
     twilio.set_latency(0.08)
 
