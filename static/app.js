@@ -8,6 +8,7 @@
   var STORE = "outbox";
   var strings = (document.getElementById("diary-strings") || {}).dataset || {};
   var replaying = false;
+  var warming = Promise.resolve();
 
   if (window.htmx) {
     // A 422 carries the form back with its error message: swap it like a 200.
@@ -25,7 +26,13 @@
       // Once per browsing session is enough; the worker refreshes pages as they are visited.
       if (reg.active && !sessionStorage.getItem("diary-warm")) {
         sessionStorage.setItem("diary-warm", "1");
-        reg.active.postMessage({ type: "warm", urls: ["/", "/symptoms"] });
+        var channel = new MessageChannel();
+        // Sign-out waits for this: a response arriving after it would set the old session cookie again.
+        warming = new Promise(function (resolve) {
+          channel.port1.onmessage = resolve;
+          setTimeout(resolve, 5000);
+        });
+        reg.active.postMessage({ type: "warm", urls: ["/", "/symptoms"] }, [channel.port2]);
       }
     }).catch(function () {});
   }
@@ -197,7 +204,7 @@
     var form = event.target;
     if (!form.hasAttribute || !form.hasAttribute("data-sign-out") || form.dataset.confirmed) return;
     event.preventDefault();
-    replay().then(queued).then(function (left) {
+    warming.then(replay).then(queued).then(function (left) {
       if (left.length && !window.confirm(strings.unsentSignOut)) return;
       var clear = window.caches ? caches.keys().then(function (keys) {
         return Promise.all(keys.filter(function (k) { return k.indexOf("pages-") === 0; }).map(function (k) { return caches.delete(k); }));

@@ -70,8 +70,9 @@ self.addEventListener("fetch", function (event) {
 
 self.addEventListener("message", function (event) {
   if (!event.data || event.data.type !== "warm") return;
+  var done = event.ports && event.ports[0];
   event.waitUntil(Promise.all(event.data.urls.map(function (path) {
     var request = new Request(path, { credentials: "same-origin" });
     return fetch(request).then(function (r) { return remember(request, r); }).catch(function () {});
-  })));
+  })).then(function () { if (done) done.postMessage("warm"); }));
 });
