@@ -85,8 +85,10 @@ def _select_timezone() -> str | None:
 def _template_globals() -> dict[str, Any]:
     from flask_babel import get_locale
 
+    from diary import labels
+
     locale = str(get_locale() or "zh")
-    return {"html_lang": "zh-CN" if locale.startswith("zh") else "en"}
+    return {"html_lang": "zh-CN" if locale.startswith("zh") else "en", "labels": labels}
 
 
 def _security_headers(response):

@@ -132,7 +132,8 @@ def scheduler_run() -> None:
     """Run the scheduler process (placeholder: logs each tick; sends nothing yet)."""
     from diary.scheduling import run
 
-    run(current_app)
+    # The real app object: the scheduler's worker threads have no application context.
+    run(current_app._get_current_object())
 
 
 @scheduler.command("tick")

@@ -96,6 +96,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "TWILIO_FROM": env.get("TWILIO_FROM"),
         "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID"),
         "TWILIO_API_BASE_URL": env.get("TWILIO_API_BASE_URL"),
+        "TWILIO_TIMEOUT": envint(env, "TWILIO_TIMEOUT", 10),
         "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": envbool(env, "RATELIMIT_ENABLED", True),
@@ -117,6 +118,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,  # a participant's form may stay open all morning
         "BABEL_DEFAULT_LOCALE": "zh",
+        # One catalogue per area, merged by Flask-Babel, so areas can be translated independently.
+        "BABEL_TRANSLATION_DIRECTORIES": ";".join(
+            f"translations/{area}" for area in ("core", "patient", "staff", "messaging")
+        ),
         "BABEL_DEFAULT_TIMEZONE": tz,
         "PROXY_FIX": envbool(env, "PROXY_FIX", False),
     }

@@ -47,9 +47,13 @@ def _cipher():
 
 def _safe_next(default: str) -> str:
     target = request.args.get("next") or ""
+    # Only same-site paths: an open redirect after sign-in is a phishing tool. Browsers read
+    # "\" as "/" and drop tabs and newlines, so "/\evil.example" and "/\t/evil.example" mean
+    # "//evil.example" to them; refuse anything with those rather than trust later escaping.
+    if "\\" in target or any(ch.isspace() or not ch.isprintable() for ch in target):
+        return default
     parts = urlsplit(target)
-    # Only same-site paths: an open redirect after sign-in is a phishing tool.
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
+    if target.startswith("/") and not target.startswith("//") and not parts.netloc and not parts.scheme:
         return target
     return default
 
@@ -154,8 +158,9 @@ def staff_totp_setup():
 
 @bp.post("/staff/logout")
 def staff_logout():
-    logout_user()
+    # Clear first: logout_user() leaves the flag that makes Flask-Login delete the remember cookie.
     session.clear()
+    logout_user()
     return redirect(url_for("auth.staff_login"))
 
 
@@ -262,8 +267,9 @@ def reset_pin():
 
 @bp.post("/logout")
 def participant_logout():
-    logout_user()
+    # Clear first: logout_user() leaves the flag that makes Flask-Login delete the remember cookie.
     session.clear()
+    logout_user()
     return redirect(url_for("auth.participant_login"))
 
 
