@@ -14,7 +14,7 @@ from diary.models import LabResult, StaffUser
 from diary.services import decisions as decision_service
 from diary.services import labs as lab_service
 from diary.staff.common import bp, cipher, course_in_scope, study_config
-from diary.staff.forms import DecisionForm
+from diary.staff.forms import DecisionForm, options
 
 DECISION_ERRORS = {
     "not_investigator": _l("Only an investigator can sign a dose decision."),
@@ -42,10 +42,10 @@ def _default_day(course, participant, lab) -> int:
 def _form(proposal, effective_day: int, formdata=None) -> DecisionForm:
     cfg = study_config()
     form = DecisionForm(formdata=formdata, dose_mg=proposal.suggestion.dose_mg, effective_day=effective_day)
-    form.dose_mg.choices = [(float(mg), _("%(mg)s mg (%(n)d tablets)", mg=f"{mg:g}",
+    form.dose_mg.choices = options([(float(mg), _("%(mg)s mg (%(n)d tablets)", mg=f"{mg:g}",
                                           n=study.tablet_count(mg, cfg)) if mg else _("0 mg — hold"))
-                            for mg in cfg.dose_levels_mg]
-    form.effective_day.choices = [(d, str(d)) for d in range(1, cfg.course_length_days + 1)]
+                                    for mg in cfg.dose_levels_mg])
+    form.effective_day.choices = options((d, str(d)) for d in range(1, cfg.course_length_days + 1))
     return form
 
 

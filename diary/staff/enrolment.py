@@ -17,7 +17,7 @@ from diary.models import Participant, Screening, Site, StaffUser
 from diary.services import screening as screening_service
 from diary.services.enrolment import EnrolmentError
 from diary.staff.common import bp, checklist, cipher, my_sites, screening_in_scope
-from diary.staff.forms import EnrolForm, ScreeningForm
+from diary.staff.forms import EnrolForm, ScreeningForm, options
 from diary.staff.participants import activation_url, enrolment_error
 
 MEASURE_FIELDS = ("age_years", "sex", "weight_kg", "creatinine", "creatinine_unit", "creatinine_uln",
@@ -64,7 +64,7 @@ def screenings():
 @staff_required()
 def new_screening():
     form = ScreeningForm()
-    form.site_id.choices = [(site.id, f"{site.code} · {site.name}") for site in my_sites()]
+    form.site_id.choices = options((site.id, f"{site.code} · {site.name}") for site in my_sites())
     answers: dict[str, bool | None] = {}
     status = 200
     if request.method == "POST":

@@ -8,6 +8,7 @@ from wtforms import (
     IntegerField,
     PasswordField,
     RadioField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -17,8 +18,14 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from diary import labels
 
+
+def options(pairs) -> list[SelectChoice]:
+    """Choices for a select or radio group (WTForms 3.3 deprecates plain tuples)."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 REASON = [DataRequired(_l("Give a reason.")), Length(max=500)]
-YES_NO = [("", _l("not known")), ("yes", _l("yes")), ("no", _l("no"))]
+YES_NO = options([("", _l("not known")), ("yes", _l("yes")), ("no", _l("no"))])
 
 
 def number(label, required: bool = False):
@@ -29,13 +36,14 @@ def number(label, required: bool = False):
 class ScreeningForm(FlaskForm):
     screening_number = StringField(_l("Screening number"), validators=[DataRequired(), Length(max=32)])
     site_id = SelectField(_l("Site"), coerce=int)
-    cohort = RadioField(_l("Cohort"), choices=list(labels.COHORT.items()), validators=[DataRequired()])
+    cohort = RadioField(_l("Cohort"), choices=options(labels.COHORT.items()), validators=[DataRequired()])
     screened_on = DateField(_l("Screening date"), validators=[InputRequired(_l("Enter a date."))])
     age_years = number(_l("Age (years)"))
-    sex = SelectField(_l("Sex"), choices=[("", _l("not known")), ("female", _l("female")), ("male", _l("male"))])
+    sex = SelectField(_l("Sex"), choices=options([("", _l("not known")), ("female", _l("female")),
+                                                  ("male", _l("male"))]))
     weight_kg = number(_l("Weight (kg)"))
     creatinine = number(_l("Serum creatinine"))
-    creatinine_unit = SelectField(_l("Creatinine unit"), choices=[("umol/L", "µmol/L"), ("mg/dL", "mg/dL")])
+    creatinine_unit = SelectField(_l("Creatinine unit"), choices=options([("umol/L", "µmol/L"), ("mg/dL", "mg/dL")]))
     creatinine_uln = number(_l("Creatinine ULN (same unit)"))
     bilirubin = number(_l("Total bilirubin"))
     bilirubin_uln = number(_l("Total bilirubin ULN"))
@@ -59,7 +67,7 @@ class EnrolForm(FlaskForm):
     study_number = StringField(_l("Study number"), validators=[DataRequired(), Length(max=32)])
     phone = StringField(_l("Mobile phone number"), validators=[DataRequired(), Length(max=32)],
                         render_kw={"inputmode": "tel", "autocomplete": "off"})
-    language = SelectField(_l("Language"), choices=[("zh", "中文"), ("en", "English")])
+    language = SelectField(_l("Language"), choices=options([("zh", "中文"), ("en", "English")]))
     reminder_time = StringField(_l("Reminder time (HH:MM)"), default="08:00",
                                 validators=[Regexp(r"^\d\d:\d\d$", message=_l("Use HH:MM, e.g. 08:00."))])
     timezone = StringField(_l("Time zone (empty: the site's)"), validators=[Optional(), Length(max=64)])
@@ -73,7 +81,7 @@ class CourseForm(FlaskForm):
 
 class EndForm(FlaskForm):
     status = RadioField(_l("End of participation"), validators=[DataRequired()],
-                        choices=[("withdrawn", _l("Withdrawn")), ("completed", _l("Completed"))])
+                        choices=options([("withdrawn", _l("Withdrawn")), ("completed", _l("Completed"))]))
     reason = TextAreaField(_l("Reason"), validators=REASON)
 
 
@@ -104,8 +112,9 @@ class AckForm(FlaskForm):
 
 class DoseCorrectionForm(FlaskForm):
     course_day = IntegerField(_l("Course day"), validators=[InputRequired(), NumberRange(min=1)])
-    outcome = SelectField(_l("Record"), choices=[("taken", _l("Taken")), ("not_taken", _l("Not taken")),
-                                                   ("retracted", _l("Clear the record (entered in error)"))])
+    outcome = SelectField(_l("Record"), choices=options([
+        ("taken", _l("Taken")), ("not_taken", _l("Not taken")),
+        ("retracted", _l("Clear the record (entered in error)"))]))
     taken_time = TimeField(_l("Time taken (local)"), validators=[Optional()])
     not_taken_reason = SelectField(_l("Why not taken"))
     reason = TextAreaField(_l("Reason for the correction"), validators=REASON)

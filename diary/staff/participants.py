@@ -20,7 +20,7 @@ from diary.models import AuditEvent, Course, Participant, Site, StaffUser, Sympt
 from diary.services import dosing, enrolment, symptoms
 from diary.staff import chart, timeline
 from diary.staff.common import bp, cipher, course_in_scope, study_config
-from diary.staff.forms import CourseForm, DoseCorrectionForm, EndForm, LabForm, SymptomCorrectionForm
+from diary.staff.forms import CourseForm, DoseCorrectionForm, EndForm, LabForm, SymptomCorrectionForm, options
 
 ENROLMENT_ERRORS = {
     ("study_number", "required"): _l("Enter a study number."),
@@ -114,13 +114,13 @@ def participant(participant_id: int):
 def _drug_choices(cfg) -> list[tuple[str, str]]:
     from diary.staff.vocab import adc
 
-    return [(code, adc(code)) for code in cfg.adc_drugs]
+    return options((code, adc(code)) for code in cfg.adc_drugs)
 
 
 def _reason_choices(cfg) -> list[tuple[str, str]]:
     from diary.staff.vocab import NOT_TAKEN_REASON
 
-    return [("", "—")] + [(r, NOT_TAKEN_REASON.get(r, r)) for r in cfg.not_taken_reasons]
+    return options([("", "—")] + [(r, NOT_TAKEN_REASON.get(r, r)) for r in cfg.not_taken_reasons])
 
 
 def _staff_names() -> dict[int, str]:

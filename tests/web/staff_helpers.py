@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
 from diary.eligibility import Measures, load_checklist
 from diary.services import labs, screening, symptoms
 from diary.services.flags import raise_flag
@@ -43,3 +45,10 @@ def site_a_rows(app, session, world, clock) -> SiteARows:
         client_key="sym-1", source="participant", now=clock.now, course_id=course.id)
     session.commit()
     return SiteARows(course.id, lab.id, flag.id, sc.id, report.id)
+
+
+@pytest.fixture
+def english(client):
+    """Staff pages in English: the staff locale follows the browser, and assertions read English."""
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client

@@ -9,7 +9,12 @@ from sqlmodel import func, select
 
 from diary.models import AuditEvent, DoseDecision
 from tests.conftest import PASSWORD
-from tests.web.staff_helpers import site_a_rows
+from tests.web.staff_helpers import (
+    english,  # noqa: F401 - fixture
+    site_a_rows,
+)
+
+pytestmark = pytest.mark.usefixtures("english")
 
 # Pages about one site-A object: {pa} participant, {course}, {lab}, {screening}, {report}.
 SCOPED_GETS = [
