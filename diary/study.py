@@ -376,24 +376,29 @@ def course_statuses(day1: date, starting_dose_mg: float, decisions: Sequence[tup
 
     For dashboards over thousands of courses: the local date of `now` is computed once and the exact
     cutoff instant only for the one day whose cutoff falls today, so a course costs microseconds."""
-    today = local_date(now, tz)
+    length, grace = cfg.course_length_days, cfg.cutoff_days_after
+    doses = [dose_for_day(day, starting_dose_mg, decisions) for day in range(1, length + 1)] if decisions \
+        else [starting_dose_mg] * length
+    elapsed = (local_date(now, tz) - day1).days  # today's offset from day 1
     statuses = []
-    for day in range(1, cfg.course_length_days + 1):
-        day_date = day1 + timedelta(days=day - 1)
-        outcome = outcomes.get(day)
-        if dose_for_day(day, starting_dose_mg, decisions) == 0:
+    for index in range(length):
+        if doses[index] == 0:
             statuses.append(DoseStatus.HELD)
-        elif outcome is not None:
+            continue
+        outcome = outcomes.get(index + 1)
+        if outcome is not None:
             statuses.append(_OUTCOMES[outcome])
-        elif today < day_date:
+            continue
+        late = elapsed - index  # days since this day began, in local dates
+        if late < 0:
             statuses.append(DoseStatus.UPCOMING)
+        elif late > grace:
+            statuses.append(DoseStatus.MISSED)
+        elif late < grace:
+            statuses.append(DoseStatus.DUE)
         else:
-            cutoff_date = day_date + timedelta(days=cfg.cutoff_days_after)
-            if today == cutoff_date:
-                passed = now >= local_instant(cutoff_date, cfg.cutoff_time, tz)
-            else:
-                passed = today > cutoff_date
-            statuses.append(DoseStatus.MISSED if passed else DoseStatus.DUE)
+            cutoff = local_instant(day1 + timedelta(days=index + grace), cfg.cutoff_time, tz)
+            statuses.append(DoseStatus.MISSED if now >= cutoff else DoseStatus.DUE)
     return statuses
 
 

@@ -168,3 +168,23 @@ def test_the_grid_page_renders_for_an_admin(client, auth, world, page):
     auth.staff("admin")
     html = client.get(page).get_data(as_text=True)
     assert "PA" in html and "PB" in html
+
+
+def test_counts_of_a_finished_course_agree_with_its_day_by_day_statuses(app):
+    """The bit-mask shortcut for past courses gives the same counts as the day-by-day rules."""
+    import random
+    from datetime import UTC, date, datetime
+
+    cfg = app.extensions["diary.study"]
+    rng = random.Random(3)
+    now = datetime(2027, 3, 1, 4, 0, tzinfo=UTC)
+    today = date(2027, 3, 1)
+    for _ in range(300):
+        taken = sum(1 << d for d in range(1, 15) if rng.random() < 0.6)
+        not_taken = sum(1 << d for d in range(1, 15) if rng.random() < 0.2)
+        decisions = tuple((rng.randint(1, 14), rng.choice([0, 2.5, 5, 7.5])) for _ in range(rng.randint(0, 3)))
+        inputs = adherence.CourseInputs(today - timedelta(days=rng.randint(16, 60)), 5.0, decisions, taken,
+                                        not_taken, "Asia/Shanghai", None)
+        cells = adherence.course_cells(inputs, now, cfg)
+        expected = (cells.count("taken"), cells.count("not_taken"), cells.count("missed"))
+        assert adherence.course_counts(inputs, now, today, cfg) == expected
