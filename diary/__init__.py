@@ -51,6 +51,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from diary.auth import init_app as init_auth
     from diary.auth.views import bp as auth_bp
     from diary.cli import register as register_cli
+    from diary.health import bp as health_bp
+    from diary.health import template_context as health_context
+    from diary.messaging.webhooks import bp as sms_bp
     from diary.patient.views import bp as patient_bp
     from diary.staff.views import bp as staff_bp
 
@@ -58,6 +61,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(patient_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(sms_bp)
+    app.register_blueprint(health_bp)
+    app.context_processor(health_context)
     register_cli(app)
 
     app.after_request(_security_headers)

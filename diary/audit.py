@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -64,7 +64,9 @@ def record(
     """Append one event in the caller's transaction, so the change and its trail commit together."""
     if session.get_bind().dialect.name == "postgresql":
         session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_CHAIN_LOCK))
-    at = at or utc_now()
+    # Stored as UTC and read back as UTC: hash the same form, or a local-time instant
+    # (+08:00) would never verify.
+    at = (at or utc_now()).astimezone(UTC)
     last = session.exec(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
     event = AuditEvent(
         at=at,
@@ -102,8 +104,10 @@ def verify(session: Session, batch: int = 5000) -> ChainReport:
     checked = 0
     last_id = 0
     while True:
+        # populate_existing: check what is stored, not what this session may have cached.
         rows = session.exec(
             select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
+            .execution_options(populate_existing=True)
         ).all()
         if not rows:
             return ChainReport(checked, None, None)

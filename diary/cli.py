@@ -7,16 +7,17 @@ from datetime import datetime
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlmodel import Session, select
 
-from diary import audit, db, migrate
+from diary import audit, clock, db, migrate
 from diary.auth.services import hash_secret
 from diary.models import ROLES, Site, StaffSite, StaffUser
-from diary.sqltypes import utc_now
 
 
 def register(app: Flask) -> None:
+    # Commands carry @with_appcontext themselves: `flask` pushes a context for them, but
+    # app.test_cli_runner() and any other caller of app.cli do not.
     app.cli.add_command(migrate_command)
     app.cli.add_command(create_site)
     app.cli.add_command(create_staff)
@@ -27,6 +28,7 @@ def register(app: Flask) -> None:
 
 
 @click.command("migrate")
+@with_appcontext
 def migrate_command() -> None:
     """Bring the database schema up to date (alembic upgrade head)."""
     migrate.upgrade(db.engine())
@@ -34,6 +36,7 @@ def migrate_command() -> None:
 
 
 @click.command("create-site")
+@with_appcontext
 @click.option("--code", required=True)
 @click.option("--name", required=True)
 @click.option("--phone", required=True, help="The number participants call.")
@@ -53,6 +56,7 @@ def create_site(code, name, phone, on_call_phone, timezone) -> None:
 
 
 @click.command("create-staff")
+@with_appcontext
 @click.option("--email", required=True)
 @click.option("--name", required=True)
 @click.option("--role", type=click.Choice(ROLES), required=True)
@@ -85,6 +89,7 @@ def create_staff(email, name, role, site_codes, password) -> None:
 
 
 @click.command("enroll")
+@with_appcontext
 @click.option("--site", "site_code", required=True)
 @click.option("--study-number", required=True)
 @click.option("--cohort", type=click.Choice(["primary", "secondary"]), required=True)
@@ -106,16 +111,18 @@ def enroll_command(site_code, study_number, cohort, phone, language, reminder_ti
             raise click.UsageError("Unknown site or staff e-mail.")
         try:
             p = enroll(s, cipher, site_id=site.id, study_number=study_number, cohort=cohort,
-                       phone=phone, staff_id=staff.id, now=utc_now(), language=language,
+                       phone=phone, staff_id=staff.id, now=clock.now(), language=language,
                        reminder_time=reminder_time)
         except EnrolmentError as exc:
             raise click.UsageError(f"Not enrolled: {exc.field} is {exc.code}.") from None
         s.commit()
-        token = issue_activation(s, p, staff.id, utc_now(), policy_from(current_app.config))
+        # The app's clock, as the web tier uses, so the link expires by the same time it is checked by.
+        token = issue_activation(s, p, staff.id, clock.now(), policy_from(current_app.config))
         click.echo(f"Enrolled {p.study_number}. Activation link: {activation_link(token)}")
 
 
 @click.command("demo")
+@with_appcontext
 def demo_command() -> None:
     """Seed demo data (sites, one account per role, participants in both cohorts) and print sign-ins."""
     from diary.demo import seed
@@ -123,13 +130,13 @@ def demo_command() -> None:
     seed(current_app, echo=click.echo)
 
 
-scheduler = AppGroup("scheduler", help="Reminders and SMS. Until the scheduler issue lands, the "
-                     "jobs only log what they would do.")
+scheduler = AppGroup("scheduler", help="Reminders, flags, staff alerts and the SMS outbox (DESIGN §4).")
 
 
 @scheduler.command("run")
 def scheduler_run() -> None:
-    """Run the scheduler process (placeholder: logs each tick; sends nothing yet)."""
+    """Run the scheduler process: every job each SCHEDULER_INTERVAL_SECONDS; SIGTERM finishes
+    the current batch and exits. Run it in its own process, never inside web workers."""
     from diary.scheduling import run
 
     # The real app object: the scheduler's worker threads have no application context.
@@ -139,12 +146,17 @@ def scheduler_run() -> None:
 @scheduler.command("tick")
 @click.option("--now", "now_text", default=None, help="ISO 8601 instant with offset.")
 def scheduler_tick(now_text: str | None) -> None:
-    """Run every job once at the instant --now (default: the current time)."""
+    """Run every job once at the instant --now (default: the current time): plan reminders,
+    raise flags, queue alerts and the digest, dispatch the outbox, record a heartbeat."""
     from diary.scheduling import tick
 
-    now = utc_now()
+    now = clock.now()
     if now_text:
-        now = datetime.fromisoformat(now_text)
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            raise click.BadParameter("not an ISO 8601 instant, e.g. 2026-12-01T09:00+08:00",
+                                     param_hint="--now") from None
         if now.tzinfo is None:
             raise click.BadParameter("give an offset, e.g. 2026-12-01T09:00+08:00", param_hint="--now")
     for line in tick(current_app, now):

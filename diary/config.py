@@ -40,6 +40,27 @@ def envint(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def envfloat(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _hhmm(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    try:
+        hours, minutes = raw.split(":")
+        if len(raw) != 5 or not (0 <= int(hours) < 24 and 0 <= int(minutes) < 60):
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"{name} must be a local time HH:MM, not {raw!r}") from None
+    return raw
+
+
 def envsecret(env: Mapping[str, str], name: str) -> str | None:
     """A secret from NAME, or from the file named by NAME_FILE (Docker/K8s secrets)."""
     if env.get(name):
@@ -82,6 +103,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         raise SettingsError(f"SMS_BACKEND must be console or twilio, not {sms_backend!r}")
 
     idle = envint(env, "STAFF_IDLE_MINUTES", 30)
+    remember_days = envint(env, "PARTICIPANT_REMEMBER_DAYS", 180)
     default_db = "sqlite:///" + str(Path(instance_path) / "diary.sqlite3")
     return {
         "DIARY_ENV": mode,
@@ -106,10 +128,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "STAFF_TOTP_REQUIRED": envbool(env, "STAFF_TOTP_REQUIRED", True),
         "ACTIVATION_HOURS": envint(env, "ACTIVATION_HOURS", 72),
         "PIN_RESET_MINUTES": envint(env, "PIN_RESET_MINUTES", 10),
-        # Staff sessions end after inactivity; participants stay signed in through the
-        # remember-me cookie on their own phone (DESIGN §1).
-        "PERMANENT_SESSION_LIFETIME": timedelta(minutes=idle),
-        "REMEMBER_COOKIE_DURATION": timedelta(days=envint(env, "PARTICIPANT_REMEMBER_DAYS", 180)),
+        # Participants stay signed in on their own phone through their courses (DESIGN §1);
+        # staff sessions end after inactivity (enforced in diary.auth, not by the cookie).
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=remember_days),
+        "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
+        "STAFF_IDLE_TIMEOUT": timedelta(minutes=idle),
         "SESSION_COOKIE_SECURE": envbool(env, "SESSION_COOKIE_SECURE", production),
         "REMEMBER_COOKIE_SECURE": envbool(env, "SESSION_COOKIE_SECURE", production),
         "SESSION_COOKIE_HTTPONLY": True,
@@ -124,4 +147,29 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         ),
         "BABEL_DEFAULT_TIMEZONE": tz,
         "PROXY_FIX": envbool(env, "PROXY_FIX", False),
+        **_scheduler_settings(env),
+    }
+
+
+def _scheduler_settings(env: Mapping[str, str]) -> dict:
+    """Reminders, outbox and scheduler (issue 5)."""
+    language = env.get("STAFF_SMS_LANGUAGE", "zh")
+    if language not in ("zh", "en"):
+        raise SettingsError(f"STAFF_SMS_LANGUAGE must be zh or en, not {language!r}")
+    rate = envfloat(env, "SMS_RATE_PER_SECOND", 1.0)
+    if rate < 0:
+        raise SettingsError("SMS_RATE_PER_SECOND must be ≥ 0 (0: no limit)")
+    return {
+        # Off by default: an SMS can be read by anyone holding the phone (PIPL, CLINICAL-NOTES).
+        "SMS_SHOW_DOSE": envbool(env, "SMS_SHOW_DOSE", False),
+        "SMS_RATE_PER_SECOND": rate,
+        "SMS_RETRY_HOURS": envfloat(env, "SMS_RETRY_HOURS", 2.0),
+        # Longer than TWILIO_TIMEOUT: a row "sending" for longer was left by a crash.
+        "SMS_SENDING_TIMEOUT_SECONDS": envint(env, "SMS_SENDING_TIMEOUT_SECONDS", 120),
+        "SMS_BATCH_SIZE": envint(env, "SMS_BATCH_SIZE", 500),
+        "SCHEDULER_INTERVAL_SECONDS": envint(env, "SCHEDULER_INTERVAL_SECONDS", 15),
+        "SCHEDULER_STALE_MINUTES": envint(env, "SCHEDULER_STALE_MINUTES", 5),
+        "DIGEST_TIME": _hhmm(env, "DIGEST_TIME", "08:30"),
+        "STAFF_SMS_LANGUAGE": language,
+        "LAB_OVERDUE_HOURS": envfloat(env, "LAB_OVERDUE_HOURS", 12.0),
     }

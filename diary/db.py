@@ -42,6 +42,18 @@ def _refuse_edits_of_append_only_rows(session, _flush_context, _instances) -> No
             )
 
 
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_edits_of_append_only_rows(state) -> None:
+    # session.exec(update(DoseLog)...) never reaches before_flush, so it is checked here too.
+    if not (state.is_update or state.is_delete):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and issubclass(mapper.class_, APPEND_ONLY):
+        raise AppendOnlyError(
+            f"{mapper.class_.__name__} rows are append-only: write a superseding row instead"
+        )
+
+
 def init_app(app: Flask) -> None:
     app.extensions["diary.engine"] = make_engine(app.config["DATABASE_URL"])
     app.teardown_appcontext(_close_session)

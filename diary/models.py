@@ -254,6 +254,12 @@ class Message(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     sent_at: datetime | None = instant(default=None)
     created_at: datetime = created_at()
+    # Which dose day a reminder is about, so dispatch can re-check it is still useful.
+    course_id: int | None = Field(default=None, foreign_key="course.id", index=True)
+    course_day: int | None = None
+    # After a transient failure the dispatcher leaves the row alone until this instant (backoff).
+    next_attempt_at: datetime | None = instant(default=None)
+    delivered_at: datetime | None = instant(default=None)
 
 
 class InboundMessage(SQLModel, table=True):
@@ -301,6 +307,18 @@ class AuditEvent(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class SchedulerHeartbeat(SQLModel, table=True):
+    """One row per scheduler tick: a dead scheduler means silent missed reminders, so /health
+    and the staff banner watch the latest row."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = instant(nullable=False, index=True)  # the instant the tick ran for
+    finished_at: datetime = created_at()
+    duration_ms: int = Field(default=0)
+    summary: dict = Field(default_factory=dict, sa_type=JSON)  # counts only, no personal data
+    host: str = Field(default="", max_length=64)
 
 
 APPEND_ONLY = (DoseLog, SymptomReport, LabResult, DoseDecision, Screening, AuditEvent)

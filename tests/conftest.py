@@ -35,6 +35,9 @@ def pytest_addoption(parser):
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames and "/e2e/" not in str(metafunc.definition.path):
         chosen = metafunc.config.getoption("db") or BACKENDS
+        if metafunc.definition.get_closest_marker("postgres"):
+            # PostgreSQL-only behaviour (SKIP LOCKED, advisory locks): no SQLite variant to skip.
+            chosen = [b for b in chosen if b == "postgresql"]
         metafunc.parametrize("backend", chosen, scope="session")
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from flask import Flask, abort, current_app, redirect, request, url_for
+from flask import Flask, abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
 from flask_htmx.responses import HTMXResponseClientRedirect
-from flask_login import UserMixin, current_user
+from flask_login import UserMixin, current_user, logout_user
 from sqlmodel import select
 
-from diary import db
+from diary import clock, db
 from diary.auth.services import Policy
 from diary.extensions import htmx, login_manager
 from diary.models import Participant, StaffSite, StaffUser
@@ -140,7 +141,29 @@ def participant_in_scope(participant_id: int) -> Participant:
     return participant
 
 
+STAFF_SEEN = "staff_seen"
+
+
+def _end_idle_staff_sessions():
+    """Staff are signed out after STAFF_IDLE_TIMEOUT without a request (a shared ward computer).
+
+    The cookie itself lives as long as a participant's (PERMANENT_SESSION_LIFETIME), so the
+    idle rule is enforced here, against the app's clock, for staff only."""
+    if not current_user.is_authenticated or current_user.kind != "staff":
+        return None
+    now = clock.now().timestamp()
+    seen = session.get(STAFF_SEEN)
+    if seen is None or now - seen > current_app.config["STAFF_IDLE_TIMEOUT"].total_seconds():
+        session.clear()
+        logout_user()
+        flash(_("You were signed out after a period of inactivity."), "info")
+        return _unauthorized()
+    session[STAFF_SEEN] = now
+    return None
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(_end_idle_staff_sessions)
     login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
     login_manager.session_protection = "basic"

@@ -254,9 +254,16 @@ def check_pin(
     return participant
 
 
+@dataclass(frozen=True)
+class PinReset:
+    participant: Participant
+    code: str
+    access_code_id: int  # unique per code: the outbox key of the SMS that carries it
+
+
 def issue_pin_reset(
     session: Session, raw_phone: str, now: datetime, policy: Policy, cipher: DataCipher
-) -> tuple[Participant, str] | None:
+) -> PinReset | None:
     """A 6-digit code for an enrolled, active number; None otherwise (the caller says the same)."""
     participant = find_participant_by_phone(session, raw_phone, cipher)
     if participant is None or participant.status != "active":
@@ -271,16 +278,17 @@ def issue_pin_reset(
     ):
         old.used_at = now
         session.add(old)
-    session.add(AccessCode(
+    access_code = AccessCode(
         participant_id=participant.id, purpose="pin_reset",
         code_hash=token_hash(f"{participant.id}:{code}"),
         expires_at=now + timedelta(minutes=policy.pin_reset_minutes),
-    ))
+    )
+    session.add(access_code)
     audit.record(session, actor=f"participant:{participant.id}", action="pin_reset_requested",
                  entity="Participant", entity_id=participant.id, at=now,
                  site_id=participant.site_id, participant_id=participant.id)
     session.flush()
-    return participant, code
+    return PinReset(participant, code, access_code.id)
 
 
 def reset_pin(

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from diary import clock, db
-from diary.auth import policy, staff_principal
+from diary.auth import STAFF_SEEN, policy, staff_principal
 from diary.auth import services as auth
 from diary.auth.forms import (
     ChoosePinForm,
@@ -112,7 +112,8 @@ def _pending_staff() -> StaffUser:
 def _finish_staff_login(staff: StaffUser):
     session.pop("pending_staff", None)
     session.pop("totp_setup_secret", None)
-    session.permanent = True  # PERMANENT_SESSION_LIFETIME is the idle timeout
+    session.permanent = True
+    session[STAFF_SEEN] = clock.now().timestamp()  # the idle timeout counts from here
     login_user(staff_principal(staff), remember=False)
     return redirect(_safe_next(url_for("staff.home")))
 
@@ -171,6 +172,8 @@ def _login_participant(participant) -> None:
     from diary.auth import ParticipantPrincipal
 
     session.pop("lang", None)
+    # A long-lived session keeps the CSRF token of a page left open all morning valid.
+    session.permanent = True
     # Remember-me: a participant stays signed in on their own phone through their courses.
     login_user(ParticipantPrincipal(participant), remember=True)
 
@@ -221,10 +224,12 @@ def forgot_pin():
         s, now = db.session(), clock.now()
         issued = auth.issue_pin_reset(s, form.phone.data, now, policy(), _cipher())
         if issued:
-            participant, code = issued
+            participant, code = issued.participant, issued.code
             site = s.get(Site, participant.site_id)
+            # Keyed by the code, not the second: a second request in the same second replaces
+            # the first code, so its SMS must not be dropped as a duplicate of the first.
             message = outbox.enqueue(
-                s, _cipher(), dedupe_key=f"pin_reset:{participant.id}:{int(now.timestamp())}",
+                s, _cipher(), dedupe_key=f"pin_reset:{participant.id}:{issued.access_code_id}",
                 kind="pin_reset", site_id=site.id, participant_id=participant.id,
                 to=_cipher().decrypt(participant.phone_enc),
                 body=_pin_code_text(participant.language, code), not_before=now,
@@ -243,7 +248,10 @@ def _pin_code_text(language: str, code: str) -> str:
     from flask_babel import force_locale
 
     with force_locale(language):
-        return _("Your diary code is %(code)s. It works for 10 minutes. Do not share it.", code=code)
+        return _(
+            "Your diary code is %(code)s. It works for %(minutes)d minutes. Do not share it.",
+            code=code, minutes=policy().pin_reset_minutes,
+        )
 
 
 @bp.route("/pin/reset", methods=["GET", "POST"])

@@ -23,19 +23,30 @@ def enqueue(
     dedupe_key: str,
     kind: str,
     site_id: int,
-    to: str,
+    to: str | None,
     body: str,
     not_before: datetime,
     participant_id: int | None = None,
     expires_at: datetime | None = None,
+    to_enc: bytes | None = None,
+    course_id: int | None = None,
+    course_day: int | None = None,
+    created_at: datetime | None = None,
 ) -> Message | None:
-    """Queue one message under a unique key; None if that key was queued before (nothing doubles)."""
+    """Queue one message under a unique key; None if that key was queued before (nothing doubles).
+
+    `to_enc` takes a number already encrypted with `cipher` (a participant's phone_enc)."""
     if session.exec(select(Message.id).where(Message.dedupe_key == dedupe_key)).first():
         return None
+    if to_enc is None:
+        if to is None:
+            raise ValueError("enqueue needs `to` or `to_enc`")
+        to_enc = cipher.encrypt(to)
     message = Message(
         dedupe_key=dedupe_key, kind=kind, site_id=site_id, participant_id=participant_id,
-        to_enc=cipher.encrypt(to), body=sms_text(body), not_before=not_before,
-        expires_at=expires_at,
+        to_enc=to_enc, body=sms_text(body), not_before=not_before,
+        expires_at=expires_at, course_id=course_id, course_day=course_day,
+        **({"created_at": created_at} if created_at else {}),
     )
     try:
         with session.begin_nested():

@@ -1,52 +1,137 @@
 """The scheduler process (DESIGN §4). Its jobs are domain functions of (session, now).
 
-Until the reminders issue lands, a tick only reports what is pending; nothing is sent.
+`tick` runs every job once at an instant (`flask scheduler tick --now …`, tests); `run` is the
+long-running process (`flask scheduler run`): APScheduler calls `tick` every
+SCHEDULER_INTERVAL_SECONDS, never inside a web worker. Every job derives its work from the
+database and writes under unique keys, so any number of ticks at any instants, or two
+schedulers at once, lose nothing and send nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
+import time as time_module
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from flask import Flask
-from sqlmodel import Session, func, select
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from diary import db
-from diary.models import Message
+from diary.scheduling import alerts, heartbeat, planning
+from diary.scheduling.context import Jobs
+from diary.scheduling.dispatch import dispatch
 from diary.sqltypes import utc_now
 
 log = logging.getLogger(__name__)
+# Any fixed 64-bit number, distinct from the audit chain's: one planner at a time on PostgreSQL.
+PLANNING_LOCK = 0x6469617279_0005
 
 
-def tick(app: Flask, now: datetime) -> Iterator[str]:
+@contextmanager
+def planning_lock(engine: Engine) -> Iterator[bool]:
+    """Yields whether this process may plan now. Planning twice at once would still double
+    nothing (unique keys), but it would do the work twice and race on the same inserts."""
+    if engine.dialect.name != "postgresql":
+        yield True  # SQLite: one scheduler process by design
+        return
+    with engine.connect() as conn:
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PLANNING_LOCK}).scalar())
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PLANNING_LOCK})
+            conn.commit()
+
+
+def _job(session: Session, summary: dict, name: str, work) -> None:
+    try:
+        summary[name] = work()
+        session.commit()
+    except Exception:
+        # One failing job must not keep the others (danger alerts, dispatch) from running.
+        log.exception("scheduler job %s failed", name)
+        session.rollback()
+        summary[name] = "error"
+
+
+def run_jobs(engine: Engine, jobs: Jobs, now: datetime, *, stop: threading.Event | None = None,
+             max_dispatch_seconds: float | None = None) -> dict:
+    """Every job once at `now`, then a heartbeat row; returns what each job did (counts only)."""
+    started = time_module.monotonic()
+    summary: dict = {}
+    with Session(engine, expire_on_commit=False) as s:
+        with planning_lock(engine) as mine:
+            if mine:
+                running: list = []
+
+                def load() -> int:
+                    running[:] = planning.load_running(s, jobs, now)
+                    return len(running)
+
+                _job(s, summary, "courses", load)
+                _job(s, summary, "reminders", lambda: planning.plan_reminders(s, jobs, now, running))
+                _job(s, summary, "flags", lambda: planning.raise_dose_flags(s, jobs, now, running))
+                _job(s, summary, "digests", lambda: alerts.send_digests(s, jobs, now))
+            else:
+                summary["planning"] = "another scheduler is planning"
+        # Outside the lock: an alert is queued under a unique key, and it must not wait.
+        _job(s, summary, "alerts", lambda: alerts.send_danger_alerts(s, jobs, now))
+        _job(s, summary, "dispatch", lambda: dict(dispatch(s, jobs, now, stop=stop,
+                                                           max_seconds=max_dispatch_seconds)))
+        duration_ms = int((time_module.monotonic() - started) * 1000)
+        try:
+            heartbeat.record(s, now, duration_ms, summary)
+        except Exception:
+            log.exception("could not record the scheduler heartbeat")
+            s.rollback()
+    summary["duration_ms"] = duration_ms
+    return summary
+
+
+def tick(app: Flask, now: datetime, **kw) -> Iterator[str]:
     """Run each job once at `now` and describe what it did."""
-    with app.app_context(), Session(db.engine()) as s:
-        due = s.exec(
-            select(func.count()).select_from(Message)
-            .where(Message.status == "queued", Message.not_before <= now)
-        ).one()
-        yield f"{now.isoformat()}: {due} queued message(s) due; dispatch is not built yet (issue 5)."
+    with app.app_context():
+        summary = run_jobs(db.engine(), Jobs.from_app(app), now, **kw)
+    yield f"{now.isoformat()}: " + ", ".join(f"{key}={value}" for key, value in summary.items())
 
 
-def run(app: Flask, interval_seconds: int = 60) -> None:
-    """Run ticks every minute in this process until SIGTERM or Ctrl-C."""
+def run(app: Flask, interval_seconds: int | None = None) -> None:
+    """Tick every SCHEDULER_INTERVAL_SECONDS in this process until SIGTERM or Ctrl-C."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    scheduler = BlockingScheduler(timezone="UTC")
-    scheduler.add_job(lambda: [log.info(line) for line in tick(app, utc_now())],
-                      "interval", seconds=interval_seconds, coalesce=True, max_instances=1,
-                      next_run_time=utc_now())
+    interval = interval_seconds or app.config["SCHEDULER_INTERVAL_SECONDS"]
+    stop = threading.Event()
 
-    def stop(_signo, _frame):
-        # Finish the job under way, then exit (healthchecks' sendalerts does the same).
+    def job() -> None:
+        with app.app_context():
+            # The wall clock stamps claims and sends: a rate-limited batch can outlast a tick.
+            jobs = Jobs.from_app(app, clock=utc_now)
+            # A long batch yields to the next tick, so a new danger alert never waits behind it.
+            summary = run_jobs(db.engine(), jobs, utc_now(), stop=stop,
+                               max_dispatch_seconds=max(interval * 4, 30))
+        log.info("tick: %s", summary)
+
+    scheduler = BlockingScheduler(timezone="UTC")
+    scheduler.add_job(job, "interval", seconds=interval, coalesce=True, max_instances=1,
+                      next_run_time=utc_now(), id="tick")
+
+    def shutdown(signo, _frame):
+        # Finish the message in hand and the job under way, then exit (healthchecks' sendalerts).
+        log.info("signal %s: finishing the current batch", signo)
+        stop.set()
         scheduler.shutdown(wait=True)
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
-    log.info("scheduler started; ticking every %ss", interval_seconds)
-    try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run at INFO
+    log.info("scheduler started; ticking every %ss", interval)
+    scheduler.start()
+    log.info("scheduler stopped")

@@ -1,0 +1,89 @@
+"""SMS texts, in the recipient's language, one segment each (tests/messaging/test_texts.py).
+
+No diagnosis and no drug name ever; the dose in mg and tablets only when the configuration
+allows it (SMS_SHOW_DOSE), because an SMS can be read by anyone holding the phone (PIPL).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+
+from diary.messaging.gateway import sms_text
+
+
+def _render(lang: str, text) -> str:
+    # Lazy strings, so that the text is looked up inside force_locale (and is extractable).
+    with force_locale(lang):
+        return sms_text(str(text))
+
+
+def dose_reminder(lang: str, *, mg: float, tablets: int, show_dose: bool) -> str:
+    if show_dose:
+        return _render(lang, _l("Study diary: time for today's %(mg)s mg (%(tablets)s tablets), on an empty "
+                                "stomach. Reply 1 when taken.", mg=f"{mg:g}", tablets=tablets))
+    return _render(lang, _l("Study diary: time for today's study tablets, on an empty stomach. "
+                            "Reply 1 when taken."))
+
+
+def dose_followup(lang: str) -> str:
+    return _render(lang, _l("Study diary: we have not seen today's dose yet. Reply 1 once you have "
+                            "taken it."))
+
+
+def draw_evening(lang: str, *, phone: str) -> str:
+    return _render(lang, _l("Study diary: blood test tomorrow. Questions: %(phone)s", phone=phone))
+
+
+def draw_morning(lang: str, *, phone: str) -> str:
+    return _render(lang, _l("Study diary: blood test today. Questions: %(phone)s", phone=phone))
+
+
+def dose_change(lang: str, *, day: int, mg: float, tablets: int, show_dose: bool, phone: str) -> str:
+    if mg == 0:
+        return _render(lang, _l("Study diary: from day %(day)s, pause your study tablets until the team "
+                                "tells you. Questions: %(phone)s", day=day, phone=phone))
+    if show_dose:
+        return _render(lang, _l("Study diary: from day %(day)s, take %(mg)s mg (%(tablets)s tablets) a day. "
+                                "Questions: %(phone)s", day=day, mg=f"{mg:g}", tablets=tablets, phone=phone))
+    return _render(lang, _l("Study diary: your dose changes from day %(day)s; see the diary. "
+                            "Questions: %(phone)s", day=day, phone=phone))
+
+
+# --- replies to a participant's SMS -----------------------------------------------------------
+
+
+def reply_logged(lang: str) -> str:
+    return _render(lang, _l("Study diary: thank you, today's dose is recorded."))
+
+
+def reply_nothing_due(lang: str, *, phone: str) -> str:
+    return _render(lang, _l("Study diary: there is no dose to record today. Questions: %(phone)s",
+                   phone=phone))
+
+
+def reply_help(lang: str, *, phone: str) -> str:
+    return _render(lang, _l("Study diary: reply 1 when you have taken today's dose, STOP to end texts. "
+                            "Questions: %(phone)s", phone=phone))
+
+
+def reply_opted_in(lang: str) -> str:
+    return _render(lang, _l("Study diary: you will get reminder texts again. Reply STOP to end them."))
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+def danger_alert(lang: str, *, study_number: str, site_code: str) -> str:
+    return _render(lang, _l("Study diary ALERT: participant %(number)s (site %(site)s) reported a danger "
+                            "symptom. Open the flag queue now.", number=study_number, site=site_code))
+
+
+def staff_digest(lang: str, *, day: date, open_flags: int, danger: int, missed: int,
+                 labs: int, sms: int, opt_outs: int) -> str:
+    return _render(lang, _l("Study diary %(day)s: %(open)s open flags (danger %(danger)s, missed doses "
+                            "%(missed)s, blood counts %(labs)s, SMS %(sms)s, opt-outs %(optouts)s).",
+                   day=day.isoformat(), open=open_flags, danger=danger, missed=missed, labs=labs,
+                   sms=sms, optouts=opt_outs))

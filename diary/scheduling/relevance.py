@@ -1,0 +1,80 @@
+"""Is a queued message still worth sending at `now`? Asked by the dispatcher just before sending.
+
+A reminder waits in the queue through quiet hours, retries and downtime; in the meantime the
+dose may have been logged, the day may be over or the participant may have opted out. Such a
+message is dropped, never sent late.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from sqlmodel import Session, select
+
+from diary import reminders, study
+from diary.models import Course, DoseDecision, DoseLog, LabResult, Message, Participant
+from diary.reminders import CourseState
+from diary.scheduling.context import Jobs
+
+# Answers to something the person just sent, and messages to staff: no quiet hours, no opt-in.
+STAFF_KINDS = frozenset({"danger_alert", "digest"})
+
+
+class Verdict(Enum):
+    SEND = "send"
+    DROP = "drop"
+    WAIT = "wait"
+
+
+def is_reply(kind: str) -> bool:
+    return kind.startswith("reply")
+
+
+def course_state(session: Session, jobs: Jobs, course: Course, participant: Participant) -> CourseState:
+    """The CourseState of one course, read now (three queries)."""
+    decisions = session.exec(select(DoseDecision.id, DoseDecision.effective_day, DoseDecision.dose_mg)
+                             .where(DoseDecision.course_id == course.id)).all()
+    logs = session.exec(select(DoseLog.id, DoseLog.course_day, DoseLog.outcome, DoseLog.supersedes_id)
+                        .where(DoseLog.course_id == course.id)).all()
+    drawn = session.exec(select(LabResult.course_day).where(LabResult.course_id == course.id)).all()
+    return CourseState(
+        course_id=course.id, day1=course.start_date, tz=participant.timezone,
+        reminder_time=reminders.parse_hhmm(participant.reminder_time),
+        doses=reminders.doses_by_day(course.starting_dose_mg, decisions, jobs.cfg.course_length_days),
+        logged=reminders.current_log_days(logs), drawn=frozenset(drawn),
+    )
+
+
+def verdict(session: Session, message: Message, jobs: Jobs, now: datetime) -> tuple[Verdict, object]:
+    """(SEND, None), (DROP, reason) or (WAIT, until) for one queued message."""
+    if message.expires_at is not None and now >= message.expires_at:
+        return Verdict.DROP, "expired"
+    if message.kind in STAFF_KINDS or is_reply(message.kind) or message.participant_id is None:
+        return Verdict.SEND, None
+    participant = session.get(Participant, message.participant_id)
+    if participant.status != "active":
+        return Verdict.DROP, participant.status
+    if not participant.sms_opt_in:
+        return Verdict.DROP, "opted out"
+    if message.course_id is not None and message.kind in reminders.REMINDER_KINDS:
+        course = session.get(Course, message.course_id)
+        state = course_state(session, jobs, course, participant)
+        if not reminders.still_useful(message.kind, message.course_day, state):
+            return Verdict.DROP, "no longer needed"
+    if message.kind == "dose_change" and _overtaken(session, message):
+        return Verdict.DROP, "overtaken by a later decision"
+    if study.in_quiet_hours(now, participant.timezone, jobs.cfg):
+        until = study.quiet_hours_end(now, participant.timezone, jobs.cfg)
+        if message.expires_at is not None and until >= message.expires_at:
+            return Verdict.DROP, "quiet hours last until it expires"
+        return Verdict.WAIT, until
+    return Verdict.SEND, None
+
+
+def _overtaken(session: Session, message: Message) -> bool:
+    decision_id = int(message.dedupe_key.split(":", 1)[1])
+    return session.exec(
+        select(DoseDecision.id).where(DoseDecision.course_id == message.course_id,
+                                      DoseDecision.id > decision_id).limit(1)
+    ).first() is not None

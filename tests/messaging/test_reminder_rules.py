@@ -1,0 +1,234 @@
+"""Reminder rules a participant or the study team would notice, one behaviour per test."""
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import select
+
+from diary.models import Flag, Message
+from diary.scheduling.alerts import queue_dose_change_notice
+from diary.services import decisions, dosing, symptoms
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAY1 = date(2026, 11, 30)  # course day 3 on 2 December
+
+
+def at(day: int, hhmm: str) -> datetime:
+    """A local Shanghai instant on December `day`, as UTC."""
+    hours, minutes = map(int, hhmm.split(":"))
+    return datetime(2026, 12, day, hours, minutes, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+def kinds(sms, phone):
+    sent = {m["sid"] for m in sms.sent_to(phone)}
+    return [m.kind for m in sms.outbox() if m.provider_id in sent]
+
+
+def row(session, key):
+    session.expire_all()
+    return session.exec(select(Message).where(Message.dedupe_key == key)).one()
+
+
+def take(app, session, p, course, day, now):
+    dosing.log_dose(session, app.extensions["diary.study"], participant=p, course=course, day=day,
+                    outcome="taken", client_key=f"take-{day}-{now.timestamp()}", source="participant", now=now)
+    session.commit()
+
+
+@pytest.fixture
+def cfg(app):
+    return app.extensions["diary.study"]
+
+
+def test_a_reminder_due_in_quiet_hours_waits_for_them_to_end(sms, enrol, session):
+    p, course, phone = enrol(day1=DAY1, reminder_time="06:00")
+    sms.tick(at(2, "06:00"))
+    sms.tick(at(2, "06:30"))
+    assert sms.sent_to(phone) == []
+    assert row(session, f"dose:{course.id}:3").not_before == at(2, "07:00")
+
+    sms.tick(at(2, "07:00"))
+
+    assert kinds(sms, phone) == ["dose"]
+
+
+def test_a_logged_dose_suppresses_the_follow_up(app, sms, enrol, session):
+    p, course, phone = enrol(day1=DAY1)
+    sms.tick(at(2, "08:00"))
+    take(app, session, p, course, 3, at(2, "09:00"))
+
+    sms.tick(at(2, "10:00"))
+    sms.tick(at(2, "12:00"))
+
+    assert kinds(sms, phone) == ["dose"]
+    assert session.exec(select(Message).where(Message.kind == "followup", Message.participant_id == p.id)).all() == []
+
+
+def test_a_follow_up_comes_once_when_the_dose_is_still_not_logged(sms, enrol):
+    p, course, phone = enrol(day1=DAY1)
+    for hhmm in ("08:00", "10:00", "10:30", "11:00"):
+        sms.tick(at(2, hhmm))
+
+    assert kinds(sms, phone) == ["dose", "followup"]
+
+
+def test_a_reminder_whose_dose_is_logged_before_dispatch_is_dropped(app, sms, enrol, session):
+    p, course, phone = enrol(day1=DAY1, reminder_time="06:30")
+    sms.tick(at(2, "06:30"))  # queued, held by quiet hours until 07:00
+    take(app, session, p, course, 3, at(2, "06:45"))
+
+    sms.tick(at(2, "07:00"))
+
+    assert sms.sent_to(phone) == []
+    assert row(session, f"dose:{course.id}:3").status == "dropped"
+
+
+def test_a_reminder_held_past_the_end_of_its_day_is_dropped_not_sent_next_morning(sms, enrol, session, twilio):
+    p, course, phone = enrol(day1=DAY1, reminder_time="21:00")
+    twilio.fail_next(10, status=503)
+    sms.tick(at(2, "21:00"))  # the provider is down: retried later
+    sms.tick(at(2, "22:00"))  # now quiet hours, which outlast the day
+    sms.tick(at(3, "07:00"))
+
+    assert sms.sent_to(phone) == []
+    assert row(session, f"dose:{course.id}:3").status == "dropped"
+
+
+def test_the_scheduler_catching_up_after_downtime_sends_one_nudge_not_two(sms, enrol):
+    p, course, phone = enrol(day1=DAY1)
+    sms.tick(at(2, "10:30"))  # down since before the 08:00 reminder
+
+    assert kinds(sms, phone) == ["followup"]
+
+
+def test_no_dose_reminder_on_a_held_day(app, sms, enrol, world, session, cfg):
+    p, course, phone = enrol(day1=DAY1)
+    decisions.sign_decision(session, cfg, course=course, signer=world.staff["investigator_a"], effective_day=3,
+                            dose_mg=0, current_dose_mg=5, now=at(1, "12:00"))
+    session.commit()
+
+    sms.tick(at(2, "08:00"))
+    sms.tick(at(2, "10:00"))
+
+    assert kinds(sms, phone) == []
+
+
+def test_it_sends_nothing_after_opt_out(sms, enrol, session):
+    p, course, phone = enrol(day1=DAY1)
+    p.sms_opt_in = False
+    session.add(p)
+    session.commit()
+
+    for hhmm in ("07:00", "08:00", "10:00", "19:00"):
+        sms.tick(at(6, hhmm))  # course day 7: a draw day as well
+
+    assert sms.sent_to(phone) == []
+
+
+def test_a_message_queued_before_opt_out_is_dropped(sms, enrol, session):
+    p, course, phone = enrol(day1=DAY1, reminder_time="06:30")
+    sms.tick(at(2, "06:30"))
+    p.sms_opt_in = False
+    session.add(p)
+    session.commit()
+
+    sms.tick(at(2, "07:00"))
+
+    assert sms.sent_to(phone) == []
+    assert row(session, f"dose:{course.id}:3").status == "dropped"
+
+
+@pytest.mark.parametrize("status", ["withdrawn", "completed"])
+def test_it_sends_nothing_and_flags_nothing_after_withdrawal_or_completion(sms, enrol, session, status):
+    p, course, phone = enrol(day1=DAY1)
+    p.status = status
+    session.add(p)
+    session.commit()
+
+    for day in (2, 3, 4):
+        for hhmm in ("08:00", "10:00", "13:00"):
+            sms.tick(at(day, hhmm))
+
+    assert sms.sent_to(phone) == []
+    assert session.exec(select(Flag).where(Flag.participant_id == p.id)).all() == []
+
+
+def test_blood_draw_reminders_come_the_evening_before_and_the_morning_of(sms, enrol, twilio):
+    p, course, phone = enrol(day1=DAY1)  # day 7 is 6 December
+    sms.tick(at(5, "19:00"))
+    sms.tick(at(6, "07:00"))
+
+    sids = {m.provider_id: m.kind for m in sms.outbox()}
+    evening, morning = [m["body"] for m in sms.sent_to(phone) if sids[m["sid"]].startswith("draw")]
+    assert "tomorrow" in evening and "today" in morning
+
+
+def test_a_missed_dose_is_flagged_at_the_cutoff_and_not_before(sms, enrol, session):
+    p, course, phone = enrol(day1=DAY1)
+    sms.tick(at(3, "11:30"))  # day 3's cutoff is noon on day 4
+    assert session.exec(select(Flag).where(Flag.key == f"missed:{course.id}:3")).first() is None
+
+    sms.tick(at(3, "12:00"))
+    sms.tick(at(3, "12:30"))
+
+    flags = session.exec(select(Flag).where(Flag.key == f"missed:{course.id}:3")).all()
+    assert [f.kind for f in flags] == ["missed_dose"]
+
+
+def test_a_blood_count_not_entered_by_noon_after_the_draw_day_is_flagged(sms, enrol, session):
+    p, course, phone = enrol(day1=DAY1)
+    sms.tick(at(7, "12:00"))  # day 7 was 6 December
+
+    assert session.exec(select(Flag.kind).where(Flag.key == f"overdue_lab:{course.id}:7")).one() == "overdue_lab"
+
+
+def test_a_danger_symptom_texts_the_on_call_phone_at_once_even_at_night(app, sms, enrol, session, world, cfg):
+    p, course, phone = enrol(day1=DAY1)
+    symptoms.report_symptoms(session, cfg, participant=p, symptoms=[{"key": "blood_in_urine", "severity": "severe"}],
+                             noticed_at=at(2, "23:00"), client_key="s1", source="participant", now=at(2, "23:10"))
+    session.commit()
+
+    sms.tick(at(2, "23:10"))
+    sms.tick(at(2, "23:20"))
+
+    [alert] = sms.sent_to(world.sites["A"].on_call_phone)
+    assert p.study_number in alert["body"] and "blood" not in alert["body"].lower()
+
+
+def test_the_daily_digest_goes_to_the_site_number_once_with_counts(app, sms, enrol, session):
+    app.config["STAFF_SMS_LANGUAGE"] = "en"
+    enrol(day1=DAY1)
+    sms.tick(at(2, "08:00"))
+    sms.tick(at(2, "08:30"))
+    sms.tick(at(2, "09:00"))
+
+    digests = [m for m in sms.outbox() if m.kind == "digest" and m.site_id == 1]
+    assert [m.dedupe_key for m in digests] == ["digest:1:2026-12-02"]
+    assert "3 open flags" in digests[0].body and "missed doses 3" in digests[0].body
+    assert digests[0].status == "sent"
+
+
+def test_a_signed_dose_change_is_texted_to_the_participant(app, sms, enrol, world, session, cfg):
+    p, course, phone = enrol(day1=DAY1)
+    with app.test_request_context():
+        decision = decisions.sign_decision(session, cfg, course=course, signer=world.staff["investigator_a"],
+                                           effective_day=4, dose_mg=7.5, current_dose_mg=5, now=at(2, "14:00"))
+        queue_dose_change_notice(session, app.extensions["diary.cipher"], p, course, decision, at(2, "14:00"))
+        session.commit()
+
+    sms.tick(at(2, "14:00"))
+
+    [notice] = [m.body for m in sms.outbox() if m.kind == "dose_change" and m.status == "sent"]
+    assert "day 4" in notice and "mg" not in notice  # SMS_SHOW_DOSE is off by default
+
+
+def test_a_dose_change_signed_at_night_waits_for_the_morning(app, sms, enrol, world, session, cfg):
+    p, course, phone = enrol(day1=DAY1)
+    with app.test_request_context():
+        decision = decisions.sign_decision(session, cfg, course=course, signer=world.staff["investigator_a"],
+                                           effective_day=5, dose_mg=0, current_dose_mg=5, now=at(2, "23:00"))
+        queue_dose_change_notice(session, app.extensions["diary.cipher"], p, course, decision, at(2, "23:00"))
+        session.commit()
+
+    assert row(session, f"dose_change:{decision.id}").not_before == at(3, "07:00")

@@ -1,0 +1,68 @@
+"""diary/reminders.py: what is due at an instant, as pure functions (no app, no database)."""
+
+from datetime import UTC, date, datetime, time
+
+from diary import reminders
+from diary.reminders import CourseState
+from diary.study import StudyConfig
+
+CFG = StudyConfig()
+SHANGHAI = "Asia/Shanghai"
+
+
+def state(**kw) -> CourseState:
+    values = dict(course_id=7, day1=date(2026, 12, 1), tz=SHANGHAI, reminder_time=time(8, 0), doses=(5.0,) * 14)
+    return CourseState(**(values | kw))
+
+
+def due_kinds(now: datetime, **kw) -> list[str]:
+    return [d.dedupe_key for d in reminders.due_reminders(state(**kw), CFG, now)]
+
+
+def test_nothing_is_due_before_the_reminder_time():
+    assert due_kinds(datetime(2026, 12, 2, 23, 59, tzinfo=UTC)) == []  # 07:59 on day 3
+
+
+def test_the_dose_reminder_is_due_from_the_local_reminder_time_until_the_day_ends():
+    assert due_kinds(datetime(2026, 12, 3, 0, 0, tzinfo=UTC)) == ["dose:7:3"]
+    assert due_kinds(datetime(2026, 12, 3, 0, 0, tzinfo=UTC), logged=frozenset({3})) == []
+
+
+def test_a_held_day_has_no_dose_reminder():
+    assert due_kinds(datetime(2026, 12, 3, 0, 0, tzinfo=UTC), doses=(5.0, 5.0, 0.0) + (5.0,) * 11) == []
+
+
+def test_a_reminder_in_quiet_hours_is_held_until_they_end():
+    [due] = reminders.due_reminders(state(reminder_time=time(6, 0)), CFG, datetime(2026, 12, 2, 22, 0, tzinfo=UTC))
+    assert due.not_before == datetime(2026, 12, 2, 23, 0, tzinfo=UTC)  # 07:00 local
+
+
+def test_a_reminder_that_quiet_hours_would_push_past_its_day_is_not_planned():
+    assert due_kinds(datetime(2026, 12, 3, 14, 0, tzinfo=UTC), reminder_time=time(22, 0)) == []
+
+
+def test_the_blood_test_evening_reminder_is_due_the_day_before_a_draw_day():
+    assert "draw_eve:7:7" in due_kinds(datetime(2026, 12, 6, 11, 0, tzinfo=UTC), logged=frozenset({6}))
+
+
+def test_a_drawn_blood_count_cancels_the_morning_reminder():
+    now = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)  # 07:00 on day 7
+    assert "draw_morn:7:7" in due_kinds(now)
+    assert "draw_morn:7:7" not in due_kinds(now, drawn=frozenset({7}))
+
+
+def test_a_missed_dose_is_one_whose_cutoff_passed_with_nothing_logged():
+    now = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # noon on day 3: day 2's cutoff
+    assert reminders.missed_days(state(logged=frozenset({1})), CFG, now) == [2]
+
+
+def test_a_retracted_log_leaves_the_day_unlogged():
+    rows = [(1, 3, "taken", None), (2, 3, "retracted", 1), (3, 4, "taken", None)]
+    assert reminders.current_log_days(rows) == frozenset({4})
+
+
+def test_reminder_times_follow_the_local_clock_across_daylight_saving():
+    s = state(day1=date(2026, 10, 30), tz="America/New_York", reminder_time=time(9, 30))
+    before, _ = reminders.reminder_times("dose", 1, s, CFG)
+    after, _ = reminders.reminder_times("dose", 4, s, CFG)
+    assert (before.hour, after.hour) == (13, 14)
