@@ -8,19 +8,8 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from diary import audit
-from diary.crypto import DataCipher
-from diary.messaging import outbox
 from diary.models import Course, DoseDecision, LabResult, Participant, StaffUser
-from diary.study import (
-    DoseSuggestion,
-    StudyConfig,
-    date_of_day,
-    dose_for_day,
-    platelet_grade,
-    quiet_hours_end,
-    suggest_dose,
-    tablet_count,
-)
+from diary.study import DoseSuggestion, StudyConfig, dose_for_day, platelet_grade, suggest_dose
 
 
 class DecisionError(ValueError):
@@ -111,33 +100,3 @@ def propose(session: Session, cfg: StudyConfig, *, course: Course, lab: LabResul
     baseline = baseline_plt(course_labs(session, course)) if lab.course_day > 0 else None
     return Proposal(lab=lab, grade=platelet_grade(lab.plt, cfg), current_dose_mg=current,
                     baseline_plt=baseline, suggestion=suggest_dose(current, lab.plt, baseline, cfg))
-
-
-_NOTICE = {
-    "zh": ("【海曲泊帕日记】研究医生调整了您的用药：从第{day}天（{date}）起{what}。请打开日记查看详情。",
-           "暂停服药，不要服用药片", "每天{mg} mg（{n}片）"),
-    "en": ("Hetrombopag diary: your study doctor changed your dose from day {day} ({date}): {what}. "
-           "Open your diary for details.", "do not take any tablets", "take {mg} mg ({n} tablets) a day"),
-}
-
-
-def queue_dose_change_notice(session: Session, cipher: DataCipher, participant: Participant, course: Course,
-                             decision: DoseDecision, now: datetime, cfg: StudyConfig | None = None) -> None:
-    """Queue the dose-change SMS in the decision's transaction (dedupe key dose_change:{id}).
-
-    Interim text until the messaging area's own notice (issue 5) replaces this body; the call site
-    in staff/decisions.py keeps the same arguments. Never sent to an opted-out or ended participant."""
-    if participant.status != "active" or not participant.sms_opt_in:
-        return
-    cfg = cfg or StudyConfig()
-    text, hold, dose = _NOTICE["zh" if participant.language == "zh" else "en"]
-    what = hold if decision.dose_mg == 0 else dose.format(mg=f"{decision.dose_mg:g}",
-                                                          n=tablet_count(decision.dose_mg, cfg))
-    on = date_of_day(course.start_date, decision.effective_day, cfg)
-    outbox.enqueue(
-        session, cipher, dedupe_key=f"dose_change:{decision.id}", kind="dose_change",
-        site_id=participant.site_id, participant_id=participant.id,
-        to=cipher.decrypt(participant.phone_enc),
-        body=text.format(day=decision.effective_day, date=on.isoformat(), what=what),
-        not_before=quiet_hours_end(now, participant.timezone, cfg),
-    )

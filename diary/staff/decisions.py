@@ -11,6 +11,7 @@ from diary import clock, db, study
 from diary.auth import policy, staff_required
 from diary.auth import services as auth
 from diary.models import LabResult, StaffUser
+from diary.scheduling.alerts import queue_dose_change_notice
 from diary.services import decisions as decision_service
 from diary.services import labs as lab_service
 from diary.staff.common import bp, cipher, course_in_scope, study_config
@@ -100,7 +101,7 @@ def sign_decision(course_id: int):
             return again(400)
         return again(400, _("Not signed: %(why)s", why=str(DECISION_ERRORS.get(exc.code, exc.code))))
     # The dose-change SMS goes in the same transaction as the decision (DESIGN §4 outbox).
-    decision_service.queue_dose_change_notice(s, cipher(), p, course, signed, now, cfg)
+    queue_dose_change_notice(s, cipher(), p, course, signed, now)
     s.commit()
     what = _("hold") if signed.dose_mg == 0 else _("%(mg)s mg", mg=f"{signed.dose_mg:g}")
     flash(_("Signed: %(what)s from day %(day)d. The participant's calendar follows it and an SMS is queued.",

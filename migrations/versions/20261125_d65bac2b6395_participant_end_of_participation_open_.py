@@ -1,7 +1,7 @@
 """participant end of participation, open flag index
 
 Revision ID: d65bac2b6395
-Revises: 8ee79e38bc9d
+Revises: 448d93c54abd
 Create Date: 2026-11-25 11:07:57.711270
 
 """
@@ -16,7 +16,7 @@ import diary.sqltypes
 
 # revision identifiers, used by Alembic.
 revision: str = 'd65bac2b6395'
-down_revision: Union[str, Sequence[str], None] = '8ee79e38bc9d'
+down_revision: Union[str, Sequence[str], None] = '448d93c54abd'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

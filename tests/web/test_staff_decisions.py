@@ -96,7 +96,7 @@ def test_an_investigator_signs_a_hold_and_the_participants_today_page_follows(cl
     # The dose-change SMS is queued in the same transaction.
     message = session.exec(select(Message).where(Message.kind == "dose_change")).one()
     assert message.dedupe_key == f"dose_change:{decision.id}"
-    assert "do not take any tablets" in message.body
+    assert "pause your study tablets" in message.body and message.course_day == 3
     event = session.exec(select(AuditEvent).where(AuditEvent.action == "dose_decision_signed")).one()
     assert event.entity_id == str(decision.id)
     client.post("/staff/logout", data={"csrf_token": auth.csrf("/staff/")})
