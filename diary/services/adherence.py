@@ -52,7 +52,7 @@ class Rate:
         return round(100 * self.taken / self.counted, 1) if self.counted else None
 
 
-@dataclass
+@dataclass(slots=True)
 class CourseInputs:
     """What a course's day statuses are derived from (kept so cells can be derived on display)."""
 
@@ -65,7 +65,7 @@ class CourseInputs:
     ended_on: date | None
 
 
-@dataclass
+@dataclass(slots=True)
 class CourseRow:
     participant_id: int
     study_number: str
@@ -82,10 +82,15 @@ class CourseRow:
     inputs: CourseInputs
     cfg: StudyConfig
     now: datetime
+    labs: tuple[tuple[int, float], ...] = ()
     overdue_draws: list[tuple[int, date]] = field(default_factory=list)
     upcoming_draws: list[tuple[int, date]] = field(default_factory=list)
-    nadir: tuple[float, int] | None = None
     _cells: list[str] | None = None
+
+    @property
+    def nadir(self) -> tuple[float, int] | None:
+        """The course's lowest PLT and its CTCAE grade (derived when shown)."""
+        return study.nadir((plt for _, plt in self.labs), self.cfg)
 
     @property
     def cells(self) -> list[str]:
@@ -219,7 +224,8 @@ def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: froz
             grid.by_site[row.site_code].add(taken, counted)
         if (filters.course_state and state != filters.course_state) or (filters.flagged_only and not row.open_flags):
             continue
-        _draws_and_nadir(row, labs.get(course_id, ()), today, cfg)
+        row.labs = labs.get(course_id, ())
+        _draws(row, today, cfg)
         grid.rows.append(row)
     grid.rows.sort(key=CourseRow.sort_key)
     for row in grid.rows:
@@ -247,16 +253,13 @@ def _outcome_masks(conn, course_ids) -> dict[int, tuple[int, int]]:
                DoseLog.outcome != "retracted").group_by(DoseLog.course_id)).all()}
 
 
-def _draws_and_nadir(row: CourseRow, labs, today: date, cfg: StudyConfig) -> None:
-    if labs:
-        lowest = min(plt for _, plt in labs)
-        row.nadir = (lowest, study.platelet_grade(lowest, cfg))
+def _draws(row: CourseRow, today: date, cfg: StudyConfig) -> None:
     last = row.start_date + timedelta(days=cfg.course_length_days - 1)
     # Draws matter only for an active participant whose course is running or just finished.
     if row.participant_status != "active" or row.state == "upcoming" or \
             today > last + timedelta(days=cfg.course_length_days):
         return
-    drawn = {day for day, _ in labs}
+    drawn = {day for day, _ in row.labs}
     for day in cfg.draw_days:
         on = row.start_date + timedelta(days=day - 1)
         if any(abs(day - d) <= DRAW_WINDOW_DAYS for d in drawn):
