@@ -37,6 +37,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from diary import study
 
     app.extensions["diary.study"] = study.load_config(app.config["STUDY_CONFIG"])
+    # Loaded at start-up so that a broken screening checklist stops the app, not a screening.
+    from diary.eligibility import load_checklist
+
+    app.extensions["diary.screening"] = load_checklist(app.config.get("SCREENING_CONFIG"))
     app.extensions["diary.cipher"] = DataCipher(app.config["DATA_ENCRYPTION_KEY"])
     if app.config["PROXY_FIX"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)

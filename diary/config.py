@@ -112,6 +112,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "DATABASE_URL": env.get("DATABASE_URL", default_db),
         "DIARY_TIMEZONE": tz,
         "STUDY_CONFIG": env.get("STUDY_CONFIG") or None,
+        # The screening checklist (default: the packaged diary/screening.toml).
+        "SCREENING_CONFIG": env.get("SCREENING_CONFIG") or None,
         "SMS_BACKEND": sms_backend,
         "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": envsecret(env, "TWILIO_AUTH_TOKEN"),

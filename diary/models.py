@@ -117,6 +117,10 @@ class Participant(SQLModel, table=True):
     auth_version: int = Field(default=1)
     enrolled_by: int = Field(foreign_key="staffuser.id")
     enrolled_at: datetime = created_at()
+    # Set when status leaves "active" (withdrawn or completed): who, when and why.
+    ended_at: datetime | None = instant(default=None)
+    ended_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    end_reason: str | None = Field(default=None, max_length=500)
 
 
 class AccessCode(SQLModel, table=True):
@@ -271,6 +275,9 @@ class InboundMessage(SQLModel, table=True):
 
 class Flag(SQLModel, table=True):
     """Something staff must look at. `key` makes each flag exist once."""
+
+    # The queue and the dashboard read "open flags of these sites".
+    __table_args__ = (Index("ix_flag_open", "site_id", "acknowledged_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, unique=True)

@@ -115,6 +115,16 @@ def check_staff_password(
     return staff
 
 
+def reauthenticate(session: Session, staff: StaffUser, password: str, now: datetime, policy: Policy) -> None:
+    """An electronic signature: the signed-in person re-enters their password (21 CFR Part 11).
+    Wrong passwords count towards the same lock-out as at sign-in. Raises SignInError."""
+    _check_lock(staff, now)
+    if not _verify(staff.password_hash, password or ""):
+        _fail(session, staff, now, policy, f"staff:{staff.id}", "signature")
+    if not staff.is_active:
+        raise SignInError("inactive")
+
+
 def totp_for(staff: StaffUser, cipher: DataCipher) -> pyotp.TOTP | None:
     if not staff.totp_secret_enc:
         return None

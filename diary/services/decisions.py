@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from diary import audit
 from diary.models import Course, DoseDecision, LabResult, Participant, StaffUser
-from diary.study import StudyConfig, suggest_dose
+from diary.study import DoseSuggestion, StudyConfig, dose_for_day, platelet_grade, suggest_dose
 
 
 class DecisionError(ValueError):
@@ -67,3 +68,35 @@ def sign_decision(
                  after={"course_id": course.id, "effective_day": effective_day,
                         "dose_mg": dose_mg, "action": action, "rule": decision.rule})
     return decision
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What the rule table suggests after a PLT: shown to staff, never applied until signed."""
+
+    lab: LabResult
+    grade: int
+    current_dose_mg: float
+    baseline_plt: float | None
+    suggestion: DoseSuggestion
+
+
+def course_decisions(session: Session, course: Course) -> list[DoseDecision]:
+    """Signed decisions in signing order (the order that decides, see study.dose_for_day)."""
+    return list(session.exec(select(DoseDecision).where(DoseDecision.course_id == course.id)
+                             .order_by(DoseDecision.id)).all())
+
+
+def dose_in_force(course: Course, decisions: list[DoseDecision], day: int) -> float:
+    return dose_for_day(day, course.starting_dose_mg, [(d.effective_day, d.dose_mg) for d in decisions])
+
+
+def propose(session: Session, cfg: StudyConfig, *, course: Course, lab: LabResult,
+            effective_day: int) -> Proposal:
+    """The rule table's suggestion for `lab`, against the dose in force on `effective_day`."""
+    from diary.services.labs import baseline_plt, course_labs
+
+    current = dose_in_force(course, course_decisions(session, course), effective_day)
+    baseline = baseline_plt(course_labs(session, course)) if lab.course_day > 0 else None
+    return Proposal(lab=lab, grade=platelet_grade(lab.plt, cfg), current_dose_mg=current,
+                    baseline_plt=baseline, suggestion=suggest_dose(current, lab.plt, baseline, cfg))

@@ -134,3 +134,49 @@ def open_course(
                "start_date": start, "starting_dose_mg": cfg.starting_dose_mg},
     )
     return course
+
+
+END_STATUSES = ("withdrawn", "completed")
+
+
+def end_participation(
+    session: Session,
+    *,
+    participant: Participant,
+    status: str,
+    reason: str,
+    staff_id: int,
+    now: datetime,
+) -> Participant:
+    """Withdraw or complete a participant with a reason. Reminders stop: the scheduler serves
+    active participants only, and messages still queued for this person are dropped here."""
+    from diary.models import Message
+
+    if status not in END_STATUSES:
+        raise EnrolmentError("status", "unknown")
+    reason = (reason or "").strip()
+    if not reason:
+        raise EnrolmentError("reason", "required")
+    if participant.status != "active":
+        raise EnrolmentError("status", "already_ended")
+    before = {"status": participant.status}
+    participant.status = status
+    participant.ended_at = now
+    participant.ended_by = staff_id
+    participant.end_reason = reason[:500]
+    # Signing a participant out everywhere: the session loader refuses a non-active participant,
+    # and the version bump ends remember-me cookies too.
+    participant.auth_version += 1
+    session.add(participant)
+    queued = session.exec(select(Message).where(Message.participant_id == participant.id,
+                                                 Message.status == "queued")).all()
+    for message in queued:
+        message.status = "dropped"
+        message.last_error = f"participant {status}"
+        session.add(message)
+    session.flush()
+    audit.record(session, actor=f"staff:{staff_id}", action=f"participant_{status}",
+                 entity="Participant", entity_id=participant.id, site_id=participant.site_id,
+                 participant_id=participant.id, at=now, reason=participant.end_reason,
+                 before=before, after={"status": status, "dropped_messages": len(queued)})
+    return participant

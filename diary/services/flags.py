@@ -29,3 +29,28 @@ def raise_flag(
                  site_id=site_id, participant_id=participant_id, at=now,
                  after={"key": key, "kind": kind, "detail": flag.detail})
     return flag
+
+
+class FlagError(ValueError):
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def acknowledge(session: Session, *, flag: Flag, staff_id: int, note: str, now: datetime) -> Flag:
+    """Acknowledge a flag with a note, by a named person; the flag stays, in the history."""
+    note = (note or "").strip()
+    if not note:
+        raise FlagError("note_required")
+    if flag.acknowledged_at is not None:
+        raise FlagError("already_acknowledged")
+    flag.acknowledged_by = staff_id
+    flag.acknowledged_at = now
+    flag.ack_note = note[:500]
+    session.add(flag)
+    session.flush()
+    audit.record(session, actor=f"staff:{staff_id}", action="flag_acknowledged", entity="Flag",
+                 entity_id=flag.id, site_id=flag.site_id, participant_id=flag.participant_id, at=now,
+                 reason=flag.ack_note, before={"acknowledged_at": None},
+                 after={"kind": flag.kind, "acknowledged_at": now})
+    return flag

@@ -63,3 +63,52 @@ def course_labs(session: Session, course: Course) -> list[LabResult]:
     rows = session.exec(select(LabResult).where(LabResult.course_id == course.id)).all()
     superseded = {r.supersedes_id for r in rows if r.supersedes_id}
     return sorted((r for r in rows if r.id not in superseded), key=lambda r: (r.course_day, r.id))
+
+
+def correct_lab(
+    session: Session,
+    cfg: StudyConfig,
+    *,
+    lab: LabResult,
+    course_day: int,
+    drawn_on: date,
+    plt: float,
+    staff_id: int,
+    reason: str,
+    now: datetime,
+    hb: float | None = None,
+    anc: float | None = None,
+) -> LabResult:
+    """Replace a mistyped blood count: a new row superseding the old, with a reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise LabError("reason", "required")
+    if session.exec(select(LabResult.id).where(LabResult.supersedes_id == lab.id)).first():
+        raise LabError("lab", "already corrected")
+    for name, value in (("plt", plt), ("hb", hb), ("anc", anc)):
+        if value is not None:
+            try:
+                study.check_lab_value(name, value, cfg)
+            except ValueError as exc:
+                raise LabError(name, str(exc)) from None
+    if not 0 <= course_day <= cfg.course_length_days:
+        raise LabError("course_day", "outside the course")
+    participant = session.get(Participant, session.get(Course, lab.course_id).participant_id)
+    corrected = LabResult(course_id=lab.course_id, course_day=course_day, drawn_on=drawn_on, plt=plt,
+                          hb=hb, anc=anc, entered_by=staff_id, entered_at=now, supersedes_id=lab.id,
+                          correction_reason=reason[:500])
+    session.add(corrected)
+    session.flush()
+    audit.record(session, actor=f"staff:{staff_id}", action="lab_superseded", entity="LabResult",
+                 entity_id=corrected.id, site_id=participant.site_id, participant_id=participant.id,
+                 at=now, reason=corrected.correction_reason,
+                 before={"id": lab.id, "course_day": lab.course_day, "drawn_on": lab.drawn_on,
+                         "plt": lab.plt, "hb": lab.hb, "anc": lab.anc},
+                 after={"course_day": course_day, "drawn_on": drawn_on, "plt": plt, "hb": hb, "anc": anc})
+    return corrected
+
+
+def baseline_plt(labs: list[LabResult]) -> float | None:
+    """The course baseline: the current day-0 count, if one was drawn."""
+    baseline = [lab.plt for lab in labs if lab.course_day == 0]
+    return baseline[-1] if baseline else None

@@ -72,3 +72,61 @@ def report_symptoms(
             detail="Danger symptom: " + ", ".join(s.label_en for s in danger),
         )
     return report
+
+
+def correct_symptoms(
+    session: Session,
+    cfg: StudyConfig,
+    *,
+    report: SymptomReport,
+    symptoms: list[dict],
+    reason: str,
+    staff_id: int,
+    now: datetime,
+    client_key: str,
+    note: str | None = None,
+) -> SymptomReport:
+    """A staff correction: a new report superseding `report` (only the latest may be corrected).
+    An empty list records that the report was entered in error. A reason is required."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise SymptomError("reason_required")
+    existing = session.exec(select(SymptomReport).where(SymptomReport.client_key == client_key)).first()
+    if existing is not None:
+        return existing
+    if session.exec(select(SymptomReport.id).where(SymptomReport.supersedes_id == report.id)).first():
+        raise SymptomError("already_corrected")
+    keys = [s.get("key") for s in symptoms]
+    try:
+        danger = study.danger_symptoms(keys, cfg)
+    except ValueError:
+        raise SymptomError("unknown_symptom") from None
+    if any(s.get("severity") not in SEVERITIES for s in symptoms):
+        raise SymptomError("severity_required")
+    participant = session.get(Participant, report.participant_id)
+    corrected = SymptomReport(
+        participant_id=report.participant_id, course_id=report.course_id, noticed_at=report.noticed_at,
+        symptoms=[{"key": s["key"], "severity": s["severity"]} for s in symptoms], danger=bool(danger),
+        note=(note or "").strip()[:1000] or report.note, source="staff", staff_id=staff_id,
+        received_at=now, client_key=client_key, supersedes_id=report.id, correction_reason=reason[:500],
+    )
+    session.add(corrected)
+    session.flush()
+    audit.record(
+        session, actor=f"staff:{staff_id}", action="symptom_report_superseded", entity="SymptomReport",
+        entity_id=corrected.id, site_id=participant.site_id, participant_id=participant.id, at=now,
+        reason=corrected.correction_reason,
+        before={"id": report.id, "symptoms": report.symptoms, "danger": report.danger},
+        after={"symptoms": corrected.symptoms, "danger": corrected.danger},
+    )
+    if danger and not report.danger:
+        raise_flag(session, key=f"danger:{corrected.id}", kind="danger_symptom", site_id=participant.site_id,
+                   participant_id=participant.id, now=now,
+                   detail="Danger symptom (staff correction): " + ", ".join(s.label_en for s in danger))
+    return corrected
+
+
+def current_reports(reports: list[SymptomReport]) -> list[SymptomReport]:
+    """Reports nothing supersedes (a correction replaces what it corrects)."""
+    superseded = {r.supersedes_id for r in reports if r.supersedes_id}
+    return [r for r in reports if r.id not in superseded]

@@ -613,3 +613,18 @@ def test_creatinine_in_mg_per_decilitre_is_unchanged():
 def test_an_unknown_creatinine_unit_is_rejected():
     with pytest.raises(ValueError, match="unit"):
         creatinine_mg_dl(1.2, "mmol/L")
+
+
+@given(start=st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)),
+       hours=st.integers(min_value=-48, max_value=24 * 20),
+       decisions=st.lists(st.tuples(st.integers(1, 14), st.sampled_from([0, 2.5, 5, 7.5])), max_size=3),
+       outcomes=st.dictionaries(st.integers(1, 14), st.sampled_from(["taken", "not_taken"]), max_size=6),
+       tz=st.sampled_from([SHANGHAI, "Europe/Berlin", "America/New_York"]))
+def test_course_statuses_agree_with_dose_status_day_by_day(start, hours, decisions, outcomes, tz):
+    now = local_instant(start, time(0, 0), tz) + timedelta(hours=hours, minutes=17)
+    expected = []
+    for day, day_date in enumerate(course_dates(start, CFG), start=1):
+        dose = dose_for_day(day, 5.0, decisions)
+        cutoff = logging_cutoff(start, day, tz, CFG)
+        expected.append(dose_status(day_date, dose, outcomes.get(day), now, tz, cutoff))
+    assert study.course_statuses(start, 5.0, decisions, outcomes, now, tz, CFG) == expected

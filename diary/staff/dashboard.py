@@ -1,0 +1,113 @@
+"""Dashboards: the adherence grid and the flag queue (htmx filters and acknowledging, plain forms too)."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import exists
+from sqlalchemy.orm import aliased
+from sqlmodel import select
+
+from diary import clock, db
+from diary.auth import staff_required
+from diary.extensions import htmx
+from diary.models import COHORTS, Course, DoseDecision, Flag, LabResult, Participant, StaffUser
+from diary.services import adherence
+from diary.services.flags import FlagError, acknowledge
+from diary.staff.common import bp, flag_in_scope, my_sites, page_or_fragment, study_config
+from diary.staff.forms import AckForm
+
+PAGE_SIZE = 100
+
+
+def _filters() -> adherence.Filters:
+    args = request.args
+    site_id = args.get("site", type=int)
+    if site_id is not None and not current_user.can_see_site(site_id):
+        site_id = None
+    return adherence.Filters(
+        cohort=args.get("cohort") if args.get("cohort") in COHORTS else None,
+        course_state=args.get("state", "running") if args.get("state", "running") in adherence.COURSE_STATES
+        else None,
+        flagged_only=args.get("flagged") == "1", site_id=site_id)
+
+
+@bp.get("/adherence")
+@staff_required()
+def adherence_grid():
+    filters = _filters()
+    grid = adherence.build_grid(db.session(), study_config(), clock.now(), current_user.site_ids, filters)
+    page = max(request.args.get("page", 1, type=int), 1)
+    rows = grid.rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    return page_or_fragment(
+        "staff/adherence.html", "staff/partials/adherence_results.html", grid=grid, rows=rows, page=page,
+        pages=max(1, -(-len(grid.rows) // PAGE_SIZE)), filters=filters, sites=my_sites(),
+        state_arg=request.args.get("state", "running"), awaiting=_awaiting_decisions())
+
+
+def _awaiting_decisions() -> list[tuple[LabResult, Participant, Course]]:
+    """Blood counts of active participants that no signed decision refers to yet."""
+    later = aliased(LabResult)
+    query = (select(LabResult, Participant, Course).join(Course, LabResult.course_id == Course.id)
+             .join(Participant, Course.participant_id == Participant.id)
+             .where(LabResult.course_day > 0, Participant.status == "active",
+                    ~exists().where(later.supersedes_id == LabResult.id),
+                    ~exists().where(DoseDecision.lab_result_id == LabResult.id))
+             .order_by(LabResult.entered_at))
+    if current_user.site_ids is not None:
+        query = query.where(Participant.site_id.in_(sorted(current_user.site_ids)))
+    return list(db.session().exec(query.limit(200)).all())
+
+
+def _flag_rows(show: str, kind: str | None):
+    query = select(Flag, Participant).join(Participant, Flag.participant_id == Participant.id, isouter=True)
+    if current_user.site_ids is not None:
+        query = query.where(Flag.site_id.in_(sorted(current_user.site_ids)))
+    if kind:
+        query = query.where(Flag.kind == kind)
+    if show == "open":
+        query = query.where(Flag.acknowledged_at.is_(None))
+    # Open flags first (danger and urgent counts before the rest), oldest first: the queue order.
+    rows = db.session().exec(query.order_by(Flag.raised_at).limit(500)).all()
+    urgent = {"danger_symptom": 0, "urgent_plt": 1}
+    return sorted(rows, key=lambda r: (r[0].acknowledged_at is not None, urgent.get(r[0].kind, 2),
+                                       r[0].raised_at if r[0].acknowledged_at is None else -r[0].id))
+
+
+@bp.get("/flags")
+@staff_required()
+def flags():
+    show = "all" if request.args.get("show") == "all" else "open"
+    kind = request.args.get("kind") or None
+    names = dict(db.session().exec(select(StaffUser.id, StaffUser.name)).all())
+    return page_or_fragment("staff/flags.html", "staff/partials/flag_list.html",
+                            rows=_flag_rows(show, kind), show=show, kind=kind, names=names, form=AckForm(formdata=None))
+
+
+@bp.post("/flags/<int:flag_id>/acknowledge")
+@staff_required()
+def acknowledge_flag(flag_id: int):
+    flag = flag_in_scope(flag_id)
+    form = AckForm()
+    s = db.session()
+    error = None
+    if form.validate():
+        try:
+            acknowledge(s, flag=flag, staff_id=current_user.id, note=form.note.data, now=clock.now())
+        except FlagError as exc:
+            s.rollback()
+            error = _("Already acknowledged.") if exc.code == "already_acknowledged" else _("Write what was done.")
+        else:
+            s.commit()
+    else:
+        error = _("Write what was done.")
+    if htmx and not htmx.boosted:
+        participant = s.get(Participant, flag.participant_id) if flag.participant_id else None
+        names = dict(s.exec(select(StaffUser.id, StaffUser.name)).all())
+        return render_template("staff/partials/flag.html", flag=flag, participant=participant, names=names,
+                               form=form, error=error), 200 if error is None else 400
+    flash(error or _("Flag acknowledged."), "error" if error else "success")
+    back = request.form.get("next") or ""
+    # Only back to a staff page: a crafted form must not turn this into an open redirect.
+    return redirect(back if back.startswith("/staff/") and "//" not in back else url_for("staff.flags"))

@@ -1,0 +1,54 @@
+"""Staff-facing labels for stored codes (translated where shown); symbols pair with colours."""
+
+from flask_babel import lazy_gettext as _l
+
+# Each day status has a colour (CSS class st-<status>) AND a symbol AND a word: never colour alone.
+DAY_STATUS = {
+    "taken": ("✓", _l("Taken")),
+    "not_taken": ("✗", _l("Not taken")),
+    "missed": ("!", _l("Missed")),
+    "due": ("○", _l("Due today")),
+    "upcoming": ("·", _l("Coming up")),
+    "held": ("‖", _l("Held")),
+    "ended": ("–", _l("After end of participation")),
+}
+FLAG_KIND = {
+    "missed_dose": _l("Missed dose"),
+    "danger_symptom": _l("Danger symptom"),
+    "overdue_lab": _l("Overdue blood count"),
+    "sms_failed": _l("Undeliverable SMS"),
+    "opt_out": _l("SMS opt-out"),
+    "urgent_plt": _l("Urgent PLT"),
+}
+ACTION = {
+    "continue": _l("continue"), "increase": _l("increase"), "reduce": _l("reduce"), "hold": _l("hold"),
+    "resume": _l("resume"),
+}
+COURSE_STATE = {"running": _l("running"), "finished": _l("finished"), "upcoming": _l("not started")}
+ADC_DRUG = {
+    "trastuzumab_deruxtecan": _l("trastuzumab deruxtecan (T-DXd)"),
+    "trastuzumab_emtansine": _l("trastuzumab emtansine (T-DM1)"),
+    "sacituzumab_govitecan": _l("sacituzumab govitecan"),
+    "disitamab_vedotin": _l("disitamab vedotin"),
+    "datopotamab_deruxtecan": _l("datopotamab deruxtecan"),
+    "trastuzumab_rezetecan": _l("trastuzumab rezetecan (SHR-A1811)"),
+    "other": _l("other"),
+}
+SOURCE = {"participant": _l("participant"), "staff": _l("staff"), "sms": _l("SMS reply")}
+SEVERITY = {"mild": _l("mild"), "moderate": _l("moderate"), "severe": _l("severe")}
+NOT_TAKEN_REASON = {
+    "forgot": _l("forgot"), "vomited": _l("vomited"), "side_effects": _l("side effects"),
+    "doctor_said": _l("doctor said so"), "other": _l("other reason"),
+}
+
+
+def adc(code: str) -> str:
+    return ADC_DRUG.get(code, code)
+
+
+def symptom_label(cfg, key: str, lang: str) -> str:
+    """The checklist's label for a reported symptom, in the page's language; the key if retired."""
+    try:
+        return cfg.symptom(key).label(lang)
+    except KeyError:
+        return key

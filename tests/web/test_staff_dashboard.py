@@ -1,0 +1,190 @@
+"""The adherence grid and the flag queue; the grid's query count does not grow with participants."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import select
+
+from diary.models import AuditEvent, Flag
+from diary.services import adherence, dosing, enrolment
+from diary.services.flags import raise_flag
+from tests.web.staff_helpers import english  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.usefixtures("english")
+
+
+def test_the_grid_shows_each_day_as_colour_and_symbol_and_text(client, auth, world, session, app, clock):
+    cfg = app.extensions["diary.study"]
+    pa, course = world.participants["pa"], world.courses["pa"]
+    dosing.log_dose(session, cfg, participant=pa, course=course, day=2, outcome="taken", client_key="k1",
+                    source="staff", now=clock.now, staff_id=world.staff["nurse_a"].id, correction_reason="paper diary",
+                    taken_at=clock.now - timedelta(days=1))
+    session.commit()
+    auth.staff("nurse_a")
+    html = client.get("/staff/adherence").get_data(as_text=True)
+    assert 'class="st-taken"><span class="sym" aria-hidden="true">✓</span><span class="vh">Taken</span>' in html
+    assert 'class="st-missed"><span class="sym" aria-hidden="true">!</span><span class="vh">Missed</span>' in html
+    # Day 1 missed, day 2 taken; day 3 (today) is due and not counted yet.
+    assert "50.0 %" in html
+
+
+def test_problems_come_first(app, session, world, clock):
+    cfg = app.extensions["diary.study"]
+    pa, pb = world.participants["pa"], world.participants["pb"]
+    for day in (1, 2):
+        dosing.log_dose(session, cfg, participant=pb, course=world.courses["pb"], day=day, outcome="taken",
+                        client_key=f"pb{day}", source="staff", now=clock.now, staff_id=world.staff["admin"].id,
+                        correction_reason="paper", taken_at=clock.now - timedelta(days=3 - day))
+    raise_flag(session, key="x", kind="missed_dose", site_id=pa.site_id, participant_id=pa.id, detail="d",
+               now=clock.now)
+    session.commit()
+    grid = adherence.build_grid(session, cfg, clock.now, None)
+    assert [row.study_number for row in grid.rows] == ["PA", "PB"]
+    assert grid.rows[0].open_flags == 1 and grid.rows[1].rate.percent == 100.0
+
+
+def test_filters_narrow_the_grid_through_htmx_without_a_reload(client, auth, world):
+    auth.staff("admin")
+    r = client.get("/staff/adherence?flagged=1", headers={"HX-Request": "true"})
+    html = r.get_data(as_text=True)
+    assert "<html" not in html and "No courses match these filters." in html
+    assert "<html" in client.get("/staff/adherence?flagged=1").get_data(as_text=True)
+
+
+def test_overdue_and_upcoming_draws_are_listed(app, session, world, clock):
+    cfg = app.extensions["diary.study"]
+    pa = world.participants["pa"]
+    later = enrolment.open_course(session, cfg, participant=pa, adc_drug="other",
+                                  infusion_date=world.courses["pa"].start_date + timedelta(days=14),
+                                  staff_id=world.staff["nurse_a"].id, now=clock.now)
+    session.commit()
+    grid = adherence.build_grid(session, cfg, clock.now + timedelta(days=14), None)
+    by_course = {row.course_id: row for row in grid.rows}
+    assert [d for d, _ in by_course[world.courses["pa"].id].overdue_draws] == [7, 10, 14]
+    assert by_course[later.id].upcoming_draws == []
+    grid = adherence.build_grid(session, cfg, clock.now + timedelta(days=19), None)
+    assert [d for d, _ in {r.course_id: r for r in grid.rows}[later.id].upcoming_draws] == [7]
+
+
+def _flag(session, world, clock):
+    pa = world.participants["pa"]
+    flag = raise_flag(session, key="missed:1", kind="missed_dose", site_id=pa.site_id, participant_id=pa.id,
+                      detail="Day 2 not logged", now=clock.now)
+    session.commit()
+    return flag
+
+
+def test_a_flag_is_acknowledged_with_a_note_by_a_named_person_and_stays_in_history(client, auth, world, session,
+                                                                                      clock):
+    flag = _flag(session, world, clock)
+    auth.staff("nurse_a")
+    r = client.post(f"/staff/flags/{flag.id}/acknowledge", headers={"HX-Request": "true"},
+                    data={"csrf_token": auth.csrf("/staff/"), "note": "Called her: forgot, took it late"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and "<html" not in html
+    assert "Acknowledged by nurse_a" in html and "Called her" in html
+    session.expire_all()
+    flag = session.get(Flag, flag.id)
+    assert flag.acknowledged_by == world.staff["nurse_a"].id and flag.ack_note.startswith("Called her")
+    assert session.exec(select(AuditEvent).where(AuditEvent.action == "flag_acknowledged")).one().reason
+    assert "Day 2 not logged" not in client.get("/staff/flags").get_data(as_text=True)
+    assert "Called her" in client.get("/staff/flags?show=all").get_data(as_text=True)
+
+
+def test_acknowledging_needs_a_note(client, auth, world, session, clock):
+    flag = _flag(session, world, clock)
+    auth.staff("nurse_a")
+    r = client.post(f"/staff/flags/{flag.id}/acknowledge", headers={"HX-Request": "true"},
+                    data={"csrf_token": auth.csrf("/staff/"), "note": " "})
+    assert r.status_code == 400 and "Write what was done." in r.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Flag, flag.id).acknowledged_at is None
+
+
+def test_acknowledging_works_as_a_plain_form_too(client, auth, world, session, clock):
+    flag = _flag(session, world, clock)
+    auth.staff("nurse_a")
+    r = client.post(f"/staff/flags/{flag.id}/acknowledge",
+                    data={"csrf_token": auth.csrf("/staff/"), "note": "seen", "next": "https://evil.example/"})
+    assert r.status_code == 302 and r.headers["Location"] == "/staff/flags"
+
+
+# --- a fixed number of queries ---------------------------------------------------------------
+
+
+def _populate(session, cfg, world, clock, n: int, start: int) -> None:
+    """n participants at site A with 2 courses each, logs, a lab and a decision per course."""
+    from diary.models import Course, DoseDecision, DoseLog, LabResult, Participant
+
+    staff = world.staff["nurse_a"].id
+    for i in range(start, start + n):
+        p = Participant(study_number=f"Q{i:05d}", site_id=world.sites["A"].id, cohort="primary",
+                        phone_enc=b"x", phone_hash=f"h{i}", enrolled_by=staff)
+        session.add(p)
+        session.flush()
+        for cycle in (1, 2):
+            day1 = (clock.now - timedelta(days=30 - 15 * cycle)).date()
+            c = Course(participant_id=p.id, cycle_number=cycle, adc_drug="other", infusion_date=day1 - timedelta(1),
+                       start_date=day1, starting_dose_mg=5, created_by=staff)
+            session.add(c)
+            session.flush()
+            session.add_all([DoseLog(course_id=c.id, course_day=d, outcome="taken", source="participant",
+                                     client_key=f"{c.id}-{d}", received_at=clock.now) for d in (1, 2, 3)])
+            session.add(LabResult(course_id=c.id, course_day=7, drawn_on=day1, plt=60, entered_by=staff))
+            session.add(DoseDecision(course_id=c.id, effective_day=8, dose_mg=7.5, action="increase",
+                                     decided_by=staff))
+    session.commit()
+
+
+def _count_queries(app, session, cfg, clock) -> int:
+    statements = []
+    engine = app.extensions["diary.engine"]
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        grid = adherence.build_grid(session, cfg, clock.now, frozenset({1}))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert grid.rows
+    return len(statements)
+
+
+def test_the_grid_is_built_with_a_fixed_number_of_queries(app, session, world, clock):
+    cfg = app.extensions["diary.study"]
+    _populate(session, cfg, world, clock, 5, 0)
+    small = _count_queries(app, session, cfg, clock)
+    _populate(session, cfg, world, clock, 60, 5)
+    large = _count_queries(app, session, cfg, clock)
+    assert small == large
+    assert large <= 7
+
+
+@pytest.mark.parametrize("page", ["/staff/adherence", "/staff/adherence?state=all&cohort=primary"])
+def test_the_grid_page_renders_for_an_admin(client, auth, world, page):
+    auth.staff("admin")
+    html = client.get(page).get_data(as_text=True)
+    assert "PA" in html and "PB" in html
+
+
+def test_counts_of_a_finished_course_agree_with_its_day_by_day_statuses(app):
+    """The bit-mask shortcut for past courses gives the same counts as the day-by-day rules."""
+    import random
+    from datetime import UTC, date, datetime
+
+    cfg = app.extensions["diary.study"]
+    rng = random.Random(3)
+    now = datetime(2027, 3, 1, 4, 0, tzinfo=UTC)
+    today = date(2027, 3, 1)
+    for _ in range(300):
+        taken = sum(1 << d for d in range(1, 15) if rng.random() < 0.6)
+        not_taken = sum(1 << d for d in range(1, 15) if rng.random() < 0.2)
+        decisions = tuple((rng.randint(1, 14), rng.choice([0, 2.5, 5, 7.5])) for _ in range(rng.randint(0, 3)))
+        inputs = adherence.CourseInputs(today - timedelta(days=rng.randint(16, 60)), 5.0, decisions, taken,
+                                        not_taken, "Asia/Shanghai", None)
+        cells = adherence.course_cells(inputs, now, cfg)
+        expected = (cells.count("taken"), cells.count("not_taken"), cells.count("missed"))
+        assert adherence.course_counts(inputs, now, today, cfg) == expected
