@@ -10,16 +10,12 @@ from sqlmodel import Session, func, select
 from diary import audit
 from diary.crypto import DataCipher, normalize_phone
 from diary.models import COHORTS, LANGUAGES, Course, Participant, Site
+from diary.services import FieldError
 from diary.study import StudyConfig
 
 
-class EnrolmentError(ValueError):
-    """Refused; `field` names the input at fault and `code` the reason (translated by the view)."""
-
-    def __init__(self, field: str, code: str):
-        super().__init__(f"{field}: {code}")
-        self.field = field
-        self.code = code
+class EnrolmentError(FieldError):
+    """Enrolment or a course refused."""
 
 
 def enroll(

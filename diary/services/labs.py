@@ -19,6 +19,18 @@ class LabError(ValueError):
         self.message = message
 
 
+def _check_values(cfg: StudyConfig, course_day: int, **values: float | None) -> None:
+    """Refuse implausible counts and days outside the course, naming the field."""
+    for name, value in values.items():
+        if value is not None:
+            try:
+                study.check_lab_value(name, value, cfg)
+            except ValueError as exc:
+                raise LabError(name, str(exc)) from None
+    if not 0 <= course_day <= cfg.course_length_days:
+        raise LabError("course_day", "outside the course")
+
+
 def record_lab(
     session: Session,
     cfg: StudyConfig,
@@ -33,14 +45,7 @@ def record_lab(
     anc: float | None = None,
 ) -> LabResult:
     """Store one blood count; implausible values are refused and nothing is written."""
-    for name, value in (("plt", plt), ("hb", hb), ("anc", anc)):
-        if value is not None:
-            try:
-                study.check_lab_value(name, value, cfg)
-            except ValueError as exc:
-                raise LabError(name, str(exc)) from None
-    if not 0 <= course_day <= cfg.course_length_days:
-        raise LabError("course_day", "outside the course")
+    _check_values(cfg, course_day, plt=plt, hb=hb, anc=anc)
     participant = session.get(Participant, course.participant_id)
     lab = LabResult(course_id=course.id, course_day=course_day, drawn_on=drawn_on, plt=plt,
                     hb=hb, anc=anc, entered_by=staff_id, entered_at=now)
@@ -85,14 +90,7 @@ def correct_lab(
         raise LabError("reason", "required")
     if session.exec(select(LabResult.id).where(LabResult.supersedes_id == lab.id)).first():
         raise LabError("lab", "already corrected")
-    for name, value in (("plt", plt), ("hb", hb), ("anc", anc)):
-        if value is not None:
-            try:
-                study.check_lab_value(name, value, cfg)
-            except ValueError as exc:
-                raise LabError(name, str(exc)) from None
-    if not 0 <= course_day <= cfg.course_length_days:
-        raise LabError("course_day", "outside the course")
+    _check_values(cfg, course_day, plt=plt, hb=hb, anc=anc)
     participant = session.get(Participant, session.get(Course, lab.course_id).participant_id)
     corrected = LabResult(course_id=lab.course_id, course_day=course_day, drawn_on=drawn_on, plt=plt,
                           hb=hb, anc=anc, entered_by=staff_id, entered_at=now, supersedes_id=lab.id,

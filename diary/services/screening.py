@@ -10,14 +10,12 @@ from diary import audit, eligibility, study
 from diary.crypto import DataCipher
 from diary.eligibility import Checklist, Measures
 from diary.models import COHORTS, Participant, Screening, Site, StaffUser
+from diary.services import FieldError
 from diary.services.enrolment import EnrolmentError, enroll
 
 
-class ScreeningError(ValueError):
-    def __init__(self, field: str, code: str):
-        super().__init__(f"{field}: {code}")
-        self.field = field
-        self.code = code
+class ScreeningError(FieldError):
+    """A screening refused."""
 
 
 def sign_screening(

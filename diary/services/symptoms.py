@@ -20,6 +20,17 @@ class SymptomError(ValueError):
         self.code = code
 
 
+def _danger_answers(symptoms: list[dict], cfg: StudyConfig) -> list:
+    """The danger symptoms among the answers; refuses unknown symptoms and missing severities."""
+    try:
+        danger = study.danger_symptoms([s.get("key") for s in symptoms], cfg)
+    except ValueError:
+        raise SymptomError("unknown_symptom") from None
+    if any(s.get("severity") not in SEVERITIES for s in symptoms):
+        raise SymptomError("severity_required")
+    return danger
+
+
 def report_symptoms(
     session: Session,
     cfg: StudyConfig,
@@ -44,13 +55,7 @@ def report_symptoms(
         return existing
     if not symptoms:
         raise SymptomError("nothing_chosen")
-    keys = [s.get("key") for s in symptoms]
-    try:
-        danger = study.danger_symptoms(keys, cfg)
-    except ValueError:
-        raise SymptomError("unknown_symptom") from None
-    if any(s.get("severity") not in SEVERITIES for s in symptoms):
-        raise SymptomError("severity_required")
+    danger = _danger_answers(symptoms, cfg)
     report = SymptomReport(
         participant_id=participant.id, course_id=course_id, noticed_at=noticed_at,
         symptoms=[{"key": s["key"], "severity": s["severity"]} for s in symptoms],
@@ -96,13 +101,7 @@ def correct_symptoms(
         return existing
     if session.exec(select(SymptomReport.id).where(SymptomReport.supersedes_id == report.id)).first():
         raise SymptomError("already_corrected")
-    keys = [s.get("key") for s in symptoms]
-    try:
-        danger = study.danger_symptoms(keys, cfg)
-    except ValueError:
-        raise SymptomError("unknown_symptom") from None
-    if any(s.get("severity") not in SEVERITIES for s in symptoms):
-        raise SymptomError("severity_required")
+    danger = _danger_answers(symptoms, cfg)
     participant = session.get(Participant, report.participant_id)
     corrected = SymptomReport(
         participant_id=report.participant_id, course_id=report.course_id, noticed_at=report.noticed_at,
