@@ -32,6 +32,16 @@ def controlled_by_the_worker(page) -> None:
         page.reload()
     # wait_for_function evaluates a string, which the page's CSP (no unsafe-eval) forbids: poll instead.
     wait_for(lambda: page.evaluate("navigator.serviceWorker.controller !== null"))
+    # The worker stores the page after answering it; on a busy machine that can lag the test.
+    cached = """async () => {
+        for (const name of await caches.keys()) {
+            if (name.startsWith('pages-') && await (await caches.open(name)).match(location.href)) return true;
+        }
+        return false;
+    }"""
+    if not page.evaluate(cached):
+        page.reload()
+    wait_for(lambda: page.evaluate(cached))
 
 
 def settled(page, expression: str):

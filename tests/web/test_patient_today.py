@@ -139,7 +139,7 @@ def test_a_held_day_says_take_none_and_that_the_doctor_decided(client, pa, world
                              decided_by=world.staff["investigator_a"].id))
     session.commit()
     html = client.get("/").get_data(as_text=True)
-    assert "Do not take any tablets on this day." in html
+    assert "Do not take any tablets today." in html
     assert "Your study doctor decided to pause the medicine." in html
     assert "I took it</button>" not in html
 
