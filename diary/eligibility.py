@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from diary.study import (
-    StudyConfigError,
     _list_of,
     _num,
     _require,
@@ -20,6 +19,7 @@ from diary.study import (
     _table_of,
     cockcroft_gault,
     creatinine_mg_dl,
+    read_toml,
 )
 
 DEFAULT_PATH = Path(__file__).with_name("screening.toml")
@@ -103,18 +103,7 @@ _READ = _table_of(Checklist, {
 
 def load_checklist(path: str | Path | None = None) -> Checklist:
     """Read and validate a screening TOML (default: the packaged diary/screening.toml)."""
-    import tomllib
-
-    path = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        with path.open("rb") as file:
-            raw = tomllib.load(file)
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise StudyConfigError(f"{path}: cannot read the screening checklist: {error}") from None
-    try:
-        return _READ("", raw)
-    except StudyConfigError as error:
-        raise StudyConfigError(f"{path}: {error}") from None
+    return read_toml(Path(path) if path is not None else DEFAULT_PATH, "screening checklist", _READ)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -249,18 +249,22 @@ _READ_CONFIG = _table_of(StudyConfig, {
 })
 
 
-def load_config(path: str | Path | None = None) -> StudyConfig:
-    """Read and validate a study TOML (default: the packaged diary/study.toml)."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+def read_toml(path: Path, what: str, reader):
+    """Parse a TOML file with `reader`; every error names the file (and the key, from `reader`)."""
     try:
         with path.open("rb") as file:
             raw = tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise StudyConfigError(f"{path}: cannot read the study configuration: {error}") from None
+        raise StudyConfigError(f"{path}: cannot read the {what}: {error}") from None
     try:
-        return _READ_CONFIG("", raw)
+        return reader("", raw)
     except StudyConfigError as error:
         raise StudyConfigError(f"{path}: {error}") from None
+
+
+def load_config(path: str | Path | None = None) -> StudyConfig:
+    """Read and validate a study TOML (default: the packaged diary/study.toml)."""
+    return read_toml(Path(path) if path is not None else DEFAULT_CONFIG_PATH, "study configuration", _READ_CONFIG)
 
 
 # -------------------------------------------------------------------------------------------------

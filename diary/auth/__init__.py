@@ -131,14 +131,19 @@ def participant_required(view: Callable) -> Callable:
     return wrapped
 
 
+def in_scope(model: type, pk: int):
+    """A row that has a `site_id`, if the signed-in staff member works at that site; 404 or 403 otherwise."""
+    row = db.session().get(model, pk)
+    if row is None:
+        abort(404)
+    if not current_user.can_see_site(row.site_id):
+        abort(403)
+    return row
+
+
 def participant_in_scope(participant_id: int) -> Participant:
     """The participant, if the signed-in staff member works at their site; 404 or 403 otherwise."""
-    participant = db.session().get(Participant, participant_id)
-    if participant is None:
-        abort(404)
-    if not current_user.can_see_site(participant.site_id):
-        abort(403)
-    return participant
+    return in_scope(Participant, participant_id)
 
 
 STAFF_SEEN = "staff_seen"

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, render_template
 from flask_login import current_user
 
 from diary import db
-from diary.auth import participant_in_scope
+from diary.auth import in_scope, participant_in_scope
 from diary.eligibility import Checklist
 from diary.extensions import htmx
 from diary.models import Course, Flag, Participant, Screening, Site
@@ -46,21 +46,11 @@ def course_in_scope(course_id: int) -> tuple[Course, Participant]:
 
 
 def screening_in_scope(screening_id: int) -> Screening:
-    screening = db.session().get(Screening, screening_id)
-    if screening is None:
-        abort(404)
-    if not current_user.can_see_site(screening.site_id):
-        abort(403)
-    return screening
+    return in_scope(Screening, screening_id)
 
 
 def flag_in_scope(flag_id: int) -> Flag:
-    flag = db.session().get(Flag, flag_id)
-    if flag is None:
-        abort(404)
-    if not current_user.can_see_site(flag.site_id):
-        abort(403)
-    return flag
+    return in_scope(Flag, flag_id)
 
 
 def my_sites() -> list[Site]:
