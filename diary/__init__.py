@@ -42,6 +42,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions["diary.screening"] = load_checklist(app.config.get("SCREENING_CONFIG"))
     app.extensions["diary.cipher"] = DataCipher(app.config["DATA_ENCRYPTION_KEY"])
+    from diary.auth.services import configure_hasher
+
+    configure_hasher(time_cost=app.config["ARGON2_TIME_COST"], memory_kib=app.config["ARGON2_MEMORY_KIB"],
+                     parallelism=app.config["ARGON2_PARALLELISM"])
     if app.config["PROXY_FIX"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 

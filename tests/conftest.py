@@ -9,17 +9,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
+from jinja2 import BytecodeCache
 from sqlalchemy import create_engine, text
 from sqlmodel import Session
 
 from diary import create_app, db, migrate
-from diary.auth.services import hash_secret
+from diary.auth.services import configure_hasher, hash_secret
 from diary.models import Site, StaffSite, StaffUser
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -37,16 +40,34 @@ def pytest_generate_tests(metafunc):
         chosen = metafunc.config.getoption("db") or BACKENDS
         if metafunc.definition.get_closest_marker("postgres"):
             # PostgreSQL-only behaviour (SKIP LOCKED, advisory locks): no SQLite variant to skip.
-            chosen = [b for b in chosen if b == "postgresql"]
+            if "postgresql" not in chosen:
+                # Not a skip: this run did not ask for PostgreSQL (--db sqlite, bin/test --fast).
+                metafunc.parametrize("backend", [pytest.param("postgresql", marks=_NOT_CHOSEN)], scope="session")
+                return
+            chosen = ["postgresql"]
+        elif metafunc.definition.get_closest_marker("any_db"):
+            # Access rules, page text, pure rules: the database cannot change the outcome, so one
+            # backend (the embedded default, when it is chosen) is enough.
+            chosen = ["sqlite"] if "sqlite" in chosen else chosen[:1]
         metafunc.parametrize("backend", chosen, scope="session")
+
+
+_NOT_CHOSEN = pytest.mark.backend_not_chosen
+
+
+def pytest_collection_modifyitems(config, items):
+    unwanted = [item for item in items if item.get_closest_marker("backend_not_chosen")]
+    if unwanted:
+        config.hook.pytest_deselected(items=unwanted)
+        items[:] = [item for item in items if not item.get_closest_marker("backend_not_chosen")]
 
 
 # --- database templates --------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+def sqlite_template(scratch_dir):
+    path = scratch_dir / "template.sqlite3"
     engine = db.make_engine(f"sqlite:///{path}")
     migrate.upgrade(engine)
     engine.dispose()
@@ -67,7 +88,21 @@ def _pg_admin():
 
 
 def _pg_url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    # A test database is thrown away after the test: no need to wait for each commit's WAL flush.
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name + "?options=-c%20synchronous_commit%3Doff"
+
+
+@pytest.fixture(scope="session")
+def scratch_dir(tmp_path_factory):
+    """Where SQLite test databases live: memory-backed when the machine has /dev/shm, so that a
+    commit's fsync costs nothing (the databases are thrown away; durability is not under test)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        path = Path(tempfile.mkdtemp(prefix="diary-tests-", dir=shm))
+        yield path
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        yield tmp_path_factory.mktemp("databases")
 
 
 @pytest.fixture(scope="session")
@@ -89,9 +124,11 @@ def pg_template():
 def database_url(backend, request, tmp_path):
     """A fresh database with the current schema, dropped after the test."""
     if backend == "sqlite":
-        path = tmp_path / "diary.sqlite3"
+        path = request.getfixturevalue("scratch_dir") / f"{uuid.uuid4().hex}.sqlite3"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
+        for leftover in path.parent.glob(path.name + "*"):  # the database, its -wal and -shm
+            leftover.unlink(missing_ok=True)
         return
     template = request.getfixturevalue("pg_template")
     admin = _pg_admin()
@@ -142,8 +179,33 @@ def clock():
     return Clock(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
 
 
-@pytest.fixture
-def app(database_url, clock, tmp_path):
+class MemoryBytecodeCache(BytecodeCache):
+    """Jinja's bytecode cache, in memory (its FileSystemBytecodeCache would outlive the run)."""
+
+    def __init__(self):
+        self._store: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket):
+        code = self._store.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket):
+        self._store[bucket.key] = bucket.bytecode_to_string()
+
+
+# argon2 at its production cost (64 MiB, 3 passes) takes ~0.1 s a hash; tests hash and verify
+# thousands of times, and the cost parameters travel inside each hash, so cheap ones are safe here.
+# tests/unit/test_config.py proves that production keeps the strong defaults.
+CHEAP_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 8, "ARGON2_PARALLELISM": 1}
+configure_hasher(time_cost=1, memory_kib=8, parallelism=1)
+
+# Every test builds its own app, and each app would compile every template it renders again; the
+# compiled code depends only on the template source, so all test apps share one bytecode cache.
+_TEMPLATE_BYTECODE = MemoryBytecodeCache()
+
+
+def make_test_app(database_url: str, **overrides):
     app = create_app({
         "TESTING": True,
         "DATABASE_URL": database_url,
@@ -152,7 +214,16 @@ def app(database_url, clock, tmp_path):
         "RATELIMIT_ENABLED": False,
         "SMS_BACKEND": "console",
         "PUBLIC_BASE_URL": None,
+        **CHEAP_ARGON2,
+        **overrides,
     })
+    app.jinja_env.bytecode_cache = _TEMPLATE_BYTECODE
+    return app
+
+
+@pytest.fixture
+def app(database_url, clock, tmp_path):
+    app = make_test_app(database_url)
     app.extensions["diary.clock"] = clock
     yield app
     app.extensions["diary.engine"].dispose()
@@ -178,6 +249,9 @@ def session(app):
 
 PASSWORD = "correct horse battery"
 PIN = "4826"
+# Hashed once per session: every world has the same staff password and participant PIN.
+PASSWORD_HASH = hash_secret(PASSWORD)
+PIN_HASH = hash_secret(PIN)
 
 
 @dataclass
@@ -203,7 +277,7 @@ def world(app, session, clock) -> World:
         session.add(site)
         session.flush()
         w.sites[code] = site
-    password_hash = hash_secret(PASSWORD)
+    password_hash = PASSWORD_HASH
     for key, role, site in (("nurse_a", "nurse", "A"), ("investigator_a", "investigator", "A"),
                             ("nurse_b", "nurse", "B"), ("admin", "admin", None)):
         secret = pyotp.random_base32()
@@ -220,7 +294,7 @@ def world(app, session, clock) -> World:
         p = enrolment.enroll(session, cipher, site_id=w.sites[site].id, study_number=key.upper(),
                              cohort="primary", phone=phone, staff_id=w.staff["nurse_a"].id,
                              now=clock.now, language="en")
-        p.pin_hash = hash_secret(PIN)
+        p.pin_hash = PIN_HASH
         session.add(p)
         w.participants[key] = p
         w.phones[key] = phone

@@ -19,11 +19,30 @@ from diary import audit
 from diary.crypto import DataCipher, InvalidPhone, normalize_phone, token_hash
 from diary.models import AccessCode, Participant, StaffUser
 
-_hasher = PasswordHasher()
 PIN_RE = re.compile(r"^\d{4,6}$")
+_hasher = PasswordHasher()
 # A dummy hash to verify against when the account does not exist, so that the response
 # time does not tell an attacker which phone numbers or e-mails are enrolled.
 _DUMMY_HASH = _hasher.hash("not-a-real-secret")
+
+
+def configure_hasher(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Set the argon2 cost of new hashes (ARGON2_* settings); existing hashes carry their own.
+
+    Process-wide because hashes are made outside requests too (CLI, demo); create_app calls it.
+    """
+    global _hasher, _DUMMY_HASH
+    wanted = (time_cost, memory_kib, parallelism)
+    if (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism) == wanted:
+        return
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    # The dummy must cost what a real verification costs, or timing tells enrolment apart.
+    _DUMMY_HASH = _hasher.hash("not-a-real-secret")
+
+
+def hasher_parameters() -> dict[str, int]:
+    return {"time_cost": _hasher.time_cost, "memory_kib": _hasher.memory_cost,
+            "parallelism": _hasher.parallelism}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ import pytest
 from diary.messaging import texts
 from diary.messaging.gateway import segment_info
 
+# None
+pytestmark = pytest.mark.any_db
+
 PHONE = "+86-591-8888-88888"
 RENDERINGS = {
     "dose reminder": lambda lang: texts.dose_reminder(lang, mg=7.5, tablets=3, show_dose=False),

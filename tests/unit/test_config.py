@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argon2
 import pytest
 
 from diary import create_app
+from diary.auth import services as auth_services
 from diary.config import SettingsError, envbool, load_settings
 
 PRODUCTION = {"DIARY_ENV": "production", "SECRET_KEY": "s" * 32, "DATA_ENCRYPTION_KEY": "d" * 32}
@@ -30,6 +32,25 @@ def test_production_with_its_secrets_starts(monkeypatch, tmp_path):
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
     assert app.config["SECRET_KEY"] == PRODUCTION["SECRET_KEY"]
     app.extensions["diary.engine"].dispose()
+
+
+def test_production_hashes_passwords_and_pins_at_argon2s_full_cost(monkeypatch, tmp_path):
+    # Tests run with cheap argon2 parameters; a deployment must never inherit them.
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
+    try:
+        assert auth_services.hasher_parameters() == {"time_cost": 3, "memory_kib": 65536, "parallelism": 4}
+        params = argon2.extract_parameters(auth_services.hash_secret("1234"))
+        assert (params.time_cost, params.memory_cost, params.parallelism) == (3, 65536, 4)
+    finally:
+        app.extensions["diary.engine"].dispose()
+        auth_services.configure_hasher(time_cost=1, memory_kib=8, parallelism=1)
+
+
+def test_production_refuses_a_cheaper_password_hash(tmp_path):
+    with pytest.raises(SettingsError, match="ARGON2"):
+        _settings(tmp_path, **PRODUCTION, ARGON2_MEMORY_KIB="8")
 
 
 def test_development_without_a_secret_key_starts_with_a_warning(tmp_path, caplog):

@@ -5,6 +5,9 @@ from sqlmodel import select
 
 from diary.models import AccessCode
 
+# Who may open what is decided in Python, not by the database.
+pytestmark = pytest.mark.any_db
+
 PATIENT_PAGES = ["/"]
 STAFF_PAGES = ["/staff/", "/staff/participants/{pa}"]
 STAFF_POSTS = ["/staff/participants/{pa}/activation"]

@@ -9,6 +9,9 @@ from diary.auth import services as auth_services
 from diary.models import AccessCode, AuditEvent, Participant
 from tests.conftest import PIN, csrf_from
 
+# CSRF is checked before any use case touches the database.
+pytestmark = pytest.mark.any_db
+
 
 def _fresh(session, model, pk):
     session.rollback()

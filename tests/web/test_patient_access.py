@@ -9,6 +9,9 @@ from diary.models import AuditEvent, DoseLog, Participant, SymptomReport
 from diary.services import symptoms as symptom_service
 from tests.web.patient_helpers import csrf
 
+# Who may open what is decided in Python, not by the database.
+pytestmark = pytest.mark.any_db
+
 B_PAGES = [
     "/courses/{b}/days/3",
     "/courses/{b}/days/3/not-taken",

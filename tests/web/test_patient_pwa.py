@@ -6,6 +6,9 @@ import pytest
 
 from diary.patient import icons
 
+# Static files and page markup.
+pytestmark = pytest.mark.any_db
+
 
 def test_the_service_worker_is_served_from_the_root_with_the_whole_site_as_scope(client):
     r = client.get("/sw.js")

@@ -10,6 +10,9 @@ from diary import create_app
 from diary.auth import services as auth_services
 from tests.conftest import PIN, csrf_from
 
+# Headers, cookies and rate limits are the web layer's, whatever the database.
+pytestmark = pytest.mark.any_db
+
 ANONYMOUS_PAGES = ["/login", "/staff/login", "/pin/forgot", "/pin/reset", "/activate/no-such-link", "/no-such-page"]
 PARTICIPANT_PAGES = ["/"]
 STAFF_PAGES = ["/staff/", "/staff/participants/{pa}"]

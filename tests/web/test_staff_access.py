@@ -14,7 +14,8 @@ from tests.web.staff_helpers import (
     site_a_rows,
 )
 
-pytestmark = pytest.mark.usefixtures("english")
+# Message texts come from catalogues, whatever the database.
+pytestmark = [pytest.mark.usefixtures("english"), pytest.mark.any_db]
 
 # Pages about one site-A object: {pa} participant, {course}, {lab}, {screening}, {report}.
 SCOPED_GETS = [
