@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from diary import create_app, db, migrate
 from diary.auth.services import configure_hasher, hash_secret
+from diary.extensions import limiter
 from diary.models import Site, StaffSite, StaffUser
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -221,10 +222,35 @@ def make_test_app(database_url: str, **overrides):
     return app
 
 
+@pytest.fixture(scope="session")
+def _built_apps():
+    """Per backend: an app, and its configuration and extensions as create_app left them."""
+    return {}
+
+
 @pytest.fixture
-def app(database_url, clock, tmp_path):
-    app = make_test_app(database_url)
+def app(backend, database_url, clock, _built_apps):
+    """The app, bound to this test's own database.
+
+    Building an app costs tens of milliseconds (compiling every URL rule), so each worker builds
+    one per backend and reuses it, putting its configuration and extensions back as create_app
+    left them before every test: a setting or a gateway one test changes never reaches the next.
+    A test that needs create_app itself (other settings at start-up) calls make_test_app.
+    """
+    if backend not in _built_apps:
+        built = make_test_app(database_url)
+        built.extensions.pop("diary.engine").dispose()
+        _built_apps[backend] = (built, dict(built.config), dict(built.extensions))
+    app, config, extensions = _built_apps[backend]
+    app.config.clear()
+    app.config.update(config, DATABASE_URL=database_url)
+    app.extensions.clear()
+    app.extensions.update(extensions)
+    app.extensions["diary.engine"] = db.make_engine(database_url)
     app.extensions["diary.clock"] = clock
+    # Flask-Limiter keeps its switch on the module-level extension, which an app built by
+    # another test (with rate limits on) may have flipped; init_app would set it like this.
+    limiter.enabled = app.config["RATELIMIT_ENABLED"]
     yield app
     app.extensions["diary.engine"].dispose()
 
