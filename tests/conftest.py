@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,13 +133,27 @@ def database_url(backend, request, tmp_path):
             leftover.unlink(missing_ok=True)
         return
     template = request.getfixturevalue("pg_template")
-    admin = _pg_admin()
+    admin, drop_later = request.getfixturevalue("pg_admin")
     name = f"diary_t_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_later(name)
+
+
+@pytest.fixture(scope="session")
+def pg_admin():
+    """The server's admin connection, and a way to drop a used database in the background (a drop
+    takes as long as a test's set-up; the next test need not wait for it). All are gone at the end."""
+    admin = _pg_admin()
+    dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-test-db")
+
+    def drop(name: str) -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    yield admin, lambda name: dropper.submit(drop, name)
+    dropper.shutdown(wait=True)
     admin.dispose()
 
 
