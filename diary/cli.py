@@ -112,7 +112,7 @@ def enroll_command(site_code, study_number, cohort, phone, language, reminder_ti
         try:
             p = enroll(s, cipher, site_id=site.id, study_number=study_number, cohort=cohort,
                        phone=phone, staff_id=staff.id, now=clock.now(), language=language,
-                       reminder_time=reminder_time)
+                       reminder_time=reminder_time, cfg=current_app.extensions["diary.study"])
         except EnrolmentError as exc:
             raise click.UsageError(f"Not enrolled: {exc.field} is {exc.code}.") from None
         s.commit()

@@ -8,6 +8,7 @@ No Flask, no database: values in, values out, and "now" is always an argument.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -522,13 +523,34 @@ def danger_symptoms(keys: Iterable[str], cfg: StudyConfig) -> list[Symptom]:
 
 def in_quiet_hours(instant: datetime, tz: str, cfg: StudyConfig) -> bool:
     """Whether `instant` falls in the local quiet window (which may cross midnight)."""
+    return _quiet_wall_time(_local(instant, tz).time(), cfg)
+
+
+def _quiet_wall_time(wall: time, cfg: StudyConfig) -> bool:
     start, end = cfg.reminders.quiet_start, cfg.reminders.quiet_end
-    wall = _local(instant, tz).time()
     if start == end:  # an empty window: quiet hours switched off
         return False
     if start < end:
         return start <= wall < end
     return wall >= start or wall < end
+
+
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
+
+
+def reminder_time_refusal(value: object, cfg: StudyConfig) -> str | None:
+    """Why a chosen local dose-reminder time cannot be used, or None when it can.
+
+    "invalid": not HH:MM in ASCII digits. "quiet_hours": inside the quiet window
+    (study.toml [reminders] quiet_start–quiet_end, DESIGN §4), where no participant message is
+    sent, so the reminder would wait until the window ends or expire unsent. One rule for the
+    participant's settings and for staff enrolment."""
+    if not isinstance(value, str) or not _HHMM.fullmatch(value):
+        return "invalid"
+    hours, minutes = value.split(":")
+    if _quiet_wall_time(time(int(hours), int(minutes)), cfg):
+        return "quiet_hours"
+    return None
 
 
 def quiet_hours_end(instant: datetime, tz: str, cfg: StudyConfig) -> datetime:

@@ -132,17 +132,18 @@ def participant_required(view: Callable) -> Callable:
 
 
 def in_scope(model: type, pk: int):
-    """A row that has a `site_id`, if the signed-in staff member works at that site; 404 or 403 otherwise."""
+    """A row that has a `site_id`, if the signed-in staff member works at that site; 404 otherwise.
+
+    Another site's row answers exactly as a missing one does: a 403 would tell a curious
+    nurse which ids exist elsewhere (an existence oracle)."""
     row = db.session().get(model, pk)
-    if row is None:
+    if row is None or not current_user.can_see_site(row.site_id):
         abort(404)
-    if not current_user.can_see_site(row.site_id):
-        abort(403)
     return row
 
 
 def participant_in_scope(participant_id: int) -> Participant:
-    """The participant, if the signed-in staff member works at their site; 404 or 403 otherwise."""
+    """The participant, if the signed-in staff member works at their site; 404 otherwise."""
     return in_scope(Participant, participant_id)
 
 

@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from diary import audit
+from diary.auth import lockout
 from diary.crypto import DataCipher, InvalidPhone, normalize_phone, token_hash
 from diary.models import AccessCode, Participant, StaffUser
 
@@ -73,40 +74,42 @@ def _verify(hash_: str | None, secret: str) -> bool:
         return False
 
 
-def _check_lock(account: StaffUser | Participant, now: datetime) -> None:
-    if account.locked_until is not None and account.locked_until > now:
-        raise SignInError("locked", account.locked_until)
+def _claim(session: Session, account: StaffUser | Participant, now: datetime) -> int:
+    """Count this attempt before the secret is checked (see lockout.py); refuses a locked account."""
+    counted = lockout.claim_attempt(session, account, now)
+    if counted is None:
+        session.rollback()
+        fresh = session.get(type(account), account.id, populate_existing=True)
+        raise SignInError("locked", fresh.locked_until if fresh else None)
+    return counted
 
 
-def _fail(session: Session, account, now: datetime, policy: Policy, actor: str, what: str) -> None:
-    """Count a failure; the configured count locks the account until the lock expires."""
-    attr = "failed_logins" if isinstance(account, StaffUser) else "failed_pins"
-    setattr(account, attr, getattr(account, attr) + 1)
-    locked = getattr(account, attr) >= policy.max_failures
-    if locked:
-        account.locked_until = now + timedelta(minutes=policy.lock_minutes)
-        setattr(account, attr, 0)
-    session.add(account)
+def _refuse(session: Session, reason: str) -> None:
+    # Not a wrong secret (inactive account, expired code): the attempt is not counted.
+    session.rollback()
+    raise SignInError(reason)
+
+
+def _fail(session: Session, account, counted: int, now: datetime, policy: Policy, actor: str, what: str) -> None:
+    """A wrong secret: the attempt that reached the configured count locks the account."""
+    locked_until = None
+    if counted >= policy.max_failures:
+        locked_until = lockout.lock(session, account, now, policy.lock_minutes)
     audit.record(
-        session, actor=actor, action="sign_in_failed" if not locked else "account_locked",
+        session, actor=actor, action="sign_in_failed" if locked_until is None else "account_locked",
         entity=type(account).__name__, entity_id=account.id, at=now,
         site_id=getattr(account, "site_id", None),
         participant_id=account.id if isinstance(account, Participant) else None,
-        after={"what": what, "locked_until": account.locked_until if locked else None},
+        after={"what": what, "locked_until": locked_until},
     )
     session.commit()
-    if locked:
-        raise SignInError("locked", account.locked_until)
+    if locked_until is not None:
+        raise SignInError("locked", locked_until)
     raise SignInError("invalid")
 
 
 def _succeed(session: Session, account, now: datetime, actor: str, action: str) -> None:
-    if isinstance(account, StaffUser):
-        account.failed_logins = 0
-    else:
-        account.failed_pins = 0
-    account.locked_until = None
-    session.add(account)
+    lockout.clear(session, account)
     audit.record(
         session, actor=actor, action=action, entity=type(account).__name__, entity_id=account.id,
         at=now, site_id=getattr(account, "site_id", None),
@@ -126,22 +129,26 @@ def check_staff_password(
     if staff is None:
         _verify(None, password)
         raise SignInError("invalid")
-    _check_lock(staff, now)
+    counted = _claim(session, staff, now)
     if not _verify(staff.password_hash, password):
-        _fail(session, staff, now, policy, f"staff:{staff.id}", "password")
+        _fail(session, staff, counted, now, policy, f"staff:{staff.id}", "password")
     if not staff.is_active:
-        raise SignInError("inactive")
+        _refuse(session, "inactive")
+    # A right password alone is not a sign-in: earlier failures still count until the second factor.
+    lockout.uncount(session, staff)
+    session.commit()
     return staff
 
 
 def reauthenticate(session: Session, staff: StaffUser, password: str, now: datetime, policy: Policy) -> None:
     """An electronic signature: the signed-in person re-enters their password (21 CFR Part 11).
     Wrong passwords count towards the same lock-out as at sign-in. Raises SignInError."""
-    _check_lock(staff, now)
+    counted = _claim(session, staff, now)
     if not _verify(staff.password_hash, password or ""):
-        _fail(session, staff, now, policy, f"staff:{staff.id}", "signature")
+        _fail(session, staff, counted, now, policy, f"staff:{staff.id}", "signature")
     if not staff.is_active:
-        raise SignInError("inactive")
+        _refuse(session, "inactive")
+    lockout.uncount(session, staff)
 
 
 def totp_for(staff: StaffUser, cipher: DataCipher) -> pyotp.TOTP | None:
@@ -155,13 +162,13 @@ def check_staff_totp(
     cipher: DataCipher, secret: str | None = None,
 ) -> None:
     """Second factor; with `secret` it also confirms a new enrolment and stores the secret."""
-    _check_lock(staff, now)
+    counted = _claim(session, staff, now)
     totp = pyotp.TOTP(secret) if secret else totp_for(staff, cipher)
     code = re.sub(r"\s", "", code or "")
     step = _matching_step(totp, code, now) if totp else None
-    if step is None or (staff.totp_last_step is not None and step <= staff.totp_last_step):
-        _fail(session, staff, now, policy, f"staff:{staff.id}", "totp")
-    staff.totp_last_step = step
+    # The step is claimed in the database: two requests with one code cannot both pass.
+    if step is None or not lockout.claim_totp_step(session, staff, step):
+        _fail(session, staff, counted, now, policy, f"staff:{staff.id}", "totp")
     if secret:
         staff.totp_secret_enc = cipher.encrypt(secret).decode()
         audit.record(session, actor=f"staff:{staff.id}", action="totp_enrolled",
@@ -227,14 +234,17 @@ def find_activation(session: Session, token: str, now: datetime) -> AccessCode:
 
 
 def activate(session: Session, token: str, pin: str, now: datetime) -> Participant:
-    """Use the activation token once to set the participant's PIN."""
+    """Use the activation token once to set the participant's PIN: of any number of requests
+    with one link, however simultaneous, exactly one sets a PIN."""
+    if not PIN_RE.match(pin or ""):
+        raise ValueError("pin_format")
     code = find_activation(session, token, now)
     participant = session.get(Participant, code.participant_id)
     if participant is None or participant.status != "active":
         raise SignInError("inactive")
+    if not lockout.consume_code(session, code.id, now):
+        _refuse(session, "expired")
     _set_pin(participant, pin)
-    code.used_at = now
-    session.add(code)
     _succeed(session, participant, now, f"participant:{participant.id}", "participant_activated")
     return participant
 
@@ -264,11 +274,11 @@ def check_pin(
     if participant is None:
         _verify(None, pin)
         raise SignInError("invalid")
-    _check_lock(participant, now)
+    counted = _claim(session, participant, now)
     if not _verify(participant.pin_hash, pin):
-        _fail(session, participant, now, policy, f"participant:{participant.id}", "pin")
+        _fail(session, participant, counted, now, policy, f"participant:{participant.id}", "pin")
     if participant.status != "active":
-        raise SignInError("inactive")
+        _refuse(session, "inactive")
     _succeed(session, participant, now, f"participant:{participant.id}", "participant_signed_in")
     return participant
 
@@ -317,7 +327,7 @@ def reset_pin(
     participant = find_participant_by_phone(session, raw_phone, cipher)
     if participant is None:
         raise SignInError("invalid")
-    _check_lock(participant, now)
+    counted = _claim(session, participant, now)
     pending = session.exec(
         select(AccessCode).where(
             AccessCode.participant_id == participant.id,
@@ -326,15 +336,16 @@ def reset_pin(
         )
     ).first()
     if pending is None or pending.expires_at <= now:
-        raise SignInError("expired")
+        _refuse(session, "expired")
     if not secrets.compare_digest(pending.code_hash, token_hash(f"{participant.id}:{code.strip()}")):
-        pending.attempts += 1
-        if pending.attempts >= policy.max_failures:
-            pending.used_at = now  # a guessed-at code is burnt
-        session.add(pending)
-        _fail(session, participant, now, policy, f"participant:{participant.id}", "pin_reset_code")
+        lockout.count_wrong_code(session, pending.id, now, policy.max_failures)  # a guessed-at code is burnt
+        _fail(session, participant, counted, now, policy, f"participant:{participant.id}", "pin_reset_code")
+    if not PIN_RE.match(new_pin or ""):
+        session.rollback()
+        raise ValueError("pin_format")
+    # One code, one new PIN: a second request with the same code loses here.
+    if not lockout.consume_code(session, pending.id, now):
+        _refuse(session, "expired")
     _set_pin(participant, new_pin)
-    pending.used_at = now
-    session.add(pending)
     _succeed(session, participant, now, f"participant:{participant.id}", "pin_reset")
     return participant

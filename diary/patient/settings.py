@@ -10,8 +10,8 @@ from flask_login import current_user
 from diary import clock, db
 from diary.auth import participant_required
 from diary.patient import bp
-from diary.patient.common import me
-from diary.patient.messages import SETTINGS_ERRORS
+from diary.patient.common import cfg, me
+from diary.patient.messages import settings_error
 from diary.services.participant_settings import SettingsError, update_settings
 
 
@@ -31,12 +31,12 @@ def save_settings():
     try:
         if values["sms"] not in ("on", "off"):
             raise SettingsError("sms", "invalid")
-        update_settings(db.session(), participant=me(), reminder_time=values["reminder_time"],
+        update_settings(db.session(), participant=me(), cfg=cfg(), reminder_time=values["reminder_time"],
                         language=values["language"], sms_opt_in=values["sms"] == "on", now=clock.now())
     except SettingsError as error:
         db.session().rollback()
         return render_template("patient/settings.html", values=values, field=error.field,
-                               error=str(SETTINGS_ERRORS.get(error.field, SETTINGS_ERRORS["language"]))), 422
+                               error=settings_error(error.field, error.code, cfg())), 422
     db.session().commit()
     # The new language applies to this very message, not only to the next page.
     current_user.language = me().language

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, func, select
 
-from diary import audit
+from diary import audit, study
 from diary.crypto import DataCipher, normalize_phone
 from diary.models import COHORTS, LANGUAGES, Course, Participant, Site
 from diary.services import FieldError
@@ -32,6 +32,7 @@ def enroll(
     timezone: str | None = None,
     reminder_time: str = "08:00",
     screening_id: int | None = None,
+    cfg: StudyConfig | None = None,
 ) -> Participant:
     """Create a participant; validates every field and changes nothing when one is wrong."""
     site = session.get(Site, site_id)
@@ -51,7 +52,10 @@ def enroll(
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise EnrolmentError("timezone", "unknown") from None
-    _check_time(reminder_time)
+    # The participant's own rule (settings page), with the configuration in force.
+    refusal = study.reminder_time_refusal(reminder_time, cfg or StudyConfig())
+    if refusal:
+        raise EnrolmentError("reminder_time", refusal)
     try:
         e164 = normalize_phone(phone)
     except ValueError:
@@ -75,15 +79,6 @@ def enroll(
                "timezone": timezone, "reminder_time": reminder_time},
     )
     return participant
-
-
-def _check_time(value: str) -> None:
-    try:
-        hours, minutes = value.split(":")
-        if len(value) != 5 or not (0 <= int(hours) < 24 and 0 <= int(minutes) < 60):
-            raise ValueError
-    except ValueError:
-        raise EnrolmentError("reminder_time", "invalid") from None
 
 
 def open_course(

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from sqlmodel import Session
 
-from diary import audit
+from diary import audit, study
 from diary.models import LANGUAGES, Participant
 from diary.services.flags import raise_flag
-
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+from diary.study import StudyConfig
 
 
 class SettingsError(ValueError):
@@ -27,6 +25,7 @@ def update_settings(
     session: Session,
     *,
     participant: Participant,
+    cfg: StudyConfig,
     reminder_time: str,
     language: str,
     sms_opt_in: bool,
@@ -37,9 +36,10 @@ def update_settings(
     Turning SMS off is the participant's right and is respected at once (the scheduler reads
     `sms_opt_in`); it also raises a flag so that the site knows reminders have stopped.
     """
-    reminder_time = (reminder_time or "").strip()[:5]
-    if not HHMM.match(reminder_time):
-        raise SettingsError("reminder_time", "invalid")
+    reminder_time = (reminder_time or "").strip()
+    refusal = study.reminder_time_refusal(reminder_time, cfg)
+    if refusal:
+        raise SettingsError("reminder_time", refusal)
     if language not in LANGUAGES:
         raise SettingsError("language", "invalid")
     wanted = {"reminder_time": reminder_time, "language": language, "sms_opt_in": bool(sms_opt_in)}

@@ -12,6 +12,7 @@ from diary.eligibility import Checklist, Measures
 from diary.models import COHORTS, Participant, Screening, Site, StaffUser
 from diary.services import FieldError
 from diary.services.enrolment import EnrolmentError, enroll
+from diary.study import StudyConfig
 
 
 class ScreeningError(FieldError):
@@ -82,6 +83,7 @@ def enroll_from_screening(
     language: str = "zh",
     timezone: str | None = None,
     reminder_time: str = "08:00",
+    cfg: StudyConfig | None = None,
 ) -> Participant:
     """Enrol the screened person: only from an eligible, signed screening, and only once."""
     if not screening.eligible:
@@ -91,4 +93,4 @@ def enroll_from_screening(
     return enroll(session, cipher, site_id=screening.site_id, study_number=study_number,
                   cohort=screening.cohort, phone=phone, staff_id=staff_id, now=now,
                   language=language, timezone=timezone, reminder_time=reminder_time,
-                  screening_id=screening.id)
+                  screening_id=screening.id, cfg=cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary import audit, study
@@ -49,10 +50,7 @@ def report_symptoms(
     in the same transaction, so staff see it even if the participant's phone goes offline."""
     existing = session.exec(select(SymptomReport).where(SymptomReport.client_key == client_key)).first()
     if existing is not None:
-        if existing.participant_id != participant.id:
-            # Another participant's key: refuse without revealing their report.
-            raise SymptomError("client_key_reused")
-        return existing
+        return _replayed(existing, participant)
     if not symptoms:
         raise SymptomError("nothing_chosen")
     danger = _danger_answers(symptoms, cfg)
@@ -62,8 +60,16 @@ def report_symptoms(
         danger=bool(danger), note=(note or "").strip()[:1000] or None, source=source,
         staff_id=staff_id, received_at=now, client_key=client_key,
     )
-    session.add(report)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(report)
+    except IntegrityError:
+        # The same key, written a moment ago by a concurrent replay: answer with that report.
+        session.expire_all()
+        raced = session.exec(select(SymptomReport).where(SymptomReport.client_key == client_key)).first()
+        if raced is None:
+            raise
+        return _replayed(raced, participant)
     audit.record(
         session, actor=f"staff:{staff_id}" if staff_id else f"participant:{participant.id}",
         action="symptoms_reported", entity="SymptomReport", entity_id=report.id,
@@ -77,6 +83,13 @@ def report_symptoms(
             detail="Danger symptom: " + ", ".join(s.label_en for s in danger),
         )
     return report
+
+
+def _replayed(existing: SymptomReport, participant: Participant) -> SymptomReport:
+    if existing.participant_id != participant.id:
+        # Another participant's key: refuse without revealing their report.
+        raise SymptomError("client_key_reused")
+    return existing
 
 
 def correct_symptoms(
@@ -109,8 +122,16 @@ def correct_symptoms(
         note=(note or "").strip()[:1000] or report.note, source="staff", staff_id=staff_id,
         received_at=now, client_key=client_key, supersedes_id=report.id, correction_reason=reason[:500],
     )
-    session.add(corrected)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(corrected)
+    except IntegrityError:
+        # A concurrent replay (same key: its result) or another correction of the same report.
+        session.expire_all()
+        raced = session.exec(select(SymptomReport).where(SymptomReport.client_key == client_key)).first()
+        if raced is not None:
+            return raced
+        raise SymptomError("already_corrected") from None
     audit.record(
         session, actor=f"staff:{staff_id}", action="symptom_report_superseded", entity="SymptomReport",
         entity_id=corrected.id, site_id=participant.site_id, participant_id=participant.id, at=now,

@@ -129,7 +129,8 @@ def enrol(screening_id: int):
             p = screening_service.enroll_from_screening(
                 s, cipher(), screening=sc, study_number=form.study_number.data, phone=form.phone.data,
                 staff_id=current_user.id, now=clock.now(), language=form.language.data,
-                timezone=form.timezone.data or None, reminder_time=form.reminder_time.data)
+                timezone=form.timezone.data or None, reminder_time=form.reminder_time.data,
+                cfg=current_app.extensions["diary.study"])
         except EnrolmentError as exc:
             s.rollback()
             target = getattr(form, exc.field, None)

@@ -29,6 +29,8 @@ ENROLMENT_ERRORS = {
     ("phone", "taken"): _l("This mobile number is already enrolled."),
     ("timezone", "unknown"): _l("Unknown time zone."),
     ("reminder_time", "invalid"): _l("Use HH:MM, e.g. 08:00."),
+    ("reminder_time", "quiet_hours"): _l(
+        "No reminders are sent in quiet hours (%(start)s–%(end)s): choose a time outside them."),
     ("adc_drug", "unknown"): _l("Choose a drug from the list."),
     ("start_date", "before_infusion"): _l("Day 1 must be after the infusion date."),
     ("start_date", "overlaps"): _l("This course would overlap the previous one."),
@@ -44,7 +46,11 @@ DOSE_ERRORS = {
 
 
 def enrolment_error(exc) -> str:
-    return str(ENROLMENT_ERRORS.get((exc.field, exc.code), _l("Please check: %(field)s", field=exc.field)))
+    message = str(ENROLMENT_ERRORS.get((exc.field, exc.code), _l("Please check: %(field)s", field=exc.field)))
+    if (exc.field, exc.code) == ("reminder_time", "quiet_hours"):
+        quiet = study_config().reminders
+        message %= {"start": quiet.quiet_start.strftime("%H:%M"), "end": quiet.quiet_end.strftime("%H:%M")}
+    return message
 
 
 @bp.get("/")

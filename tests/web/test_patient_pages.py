@@ -186,8 +186,33 @@ def test_saving_unchanged_settings_writes_no_audit_event(client, pa, session):
     {"language": "fr"}, {"sms": "maybe"},
 ])
 def test_bad_settings_are_refused_and_change_nothing(client, pa, session, changes):
-    r = _settings(client, **({"reminder_time": "06:30"} | changes))
+    r = _settings(client, **({"reminder_time": "07:30"} | changes))
     assert r.status_code == 422
     session.expire_all()
     participant = session.get(Participant, pa.id)
     assert (participant.reminder_time, participant.language, participant.sms_opt_in) == ("08:00", "en", True)
+
+
+@pytest.mark.parametrize("reminder_time", ["22:00", "23:30", "21:30", "00:00", "06:59"])
+def test_a_reminder_time_in_quiet_hours_is_refused_and_the_window_is_named(client, pa, session, reminder_time):
+    r = _settings(client, reminder_time=reminder_time)
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    assert "No reminders are sent between 21:30 and 07:00" in html
+    assert 'aria-invalid="true"' in html
+    session.expire_all()
+    assert session.get(Participant, pa.id).reminder_time == "08:00"
+
+
+@pytest.mark.parametrize("reminder_time", ["07:00", "21:29"])
+def test_a_reminder_time_at_the_edge_of_quiet_hours_is_saved(client, pa, session, reminder_time):
+    assert _settings(client, reminder_time=reminder_time).status_code == 303
+    session.expire_all()
+    assert session.get(Participant, pa.id).reminder_time == reminder_time
+
+
+def test_the_quiet_hours_refusal_is_in_chinese_for_a_chinese_participant(client, pa, session):
+    _settings(client, language="zh")
+    r = _settings(client, language="zh", reminder_time="23:30")
+    assert r.status_code == 422
+    assert "21:30" in r.get_data(as_text=True) and "免打扰" in r.get_data(as_text=True)

@@ -1,7 +1,8 @@
 """The staff workspace's access rules, parametrised over every staff URL (STYLE rule 9).
 
 Anonymous visitors go to the staff sign-in, participants get 403, a nurse of site B sees nothing
-of site A, nurses cannot sign dose decisions or export, and nothing is written when refused.
+of site A (another site's object answers exactly as a missing one: 404), nurses cannot sign dose
+decisions or export, and nothing is written when refused.
 """
 
 import pytest
@@ -74,8 +75,21 @@ def test_a_participant_cannot_open_staff_pages(client, auth, world, rows, page):
 def test_a_nurse_of_site_b_sees_nothing_of_site_a(client, auth, world, rows, page):
     auth.staff("nurse_b")
     r = client.get(url(page, world, rows))
-    assert r.status_code == 403
+    assert r.status_code == 404
     assert b"PA" not in r.data
+
+
+@pytest.mark.parametrize(("method", "page"), [("get", p) for p in SCOPED_GETS] + [("post", p) for p in SCOPED_POSTS])
+def test_another_sites_object_answers_exactly_as_a_missing_one(client, auth, world, rows, method, page):
+    auth.staff("nurse_b")
+    data = {"csrf_token": auth.csrf("/staff/")} if method == "post" else None
+    theirs = getattr(client, method)(url(page, world, rows), data=data)
+    missing = getattr(client, method)(page.format(pa=10**9, course=10**9, lab=10**9, flag=10**9,
+                                                  screening=10**9, report=10**9), data=data)
+    # Signing is refused to every nurse by role, before any look-up: 403 for both alike.
+    expected = 403 if (method, page) == ("post", "/staff/courses/{course}/decision") else 404
+    assert theirs.status_code == missing.status_code == expected
+    assert theirs.data == missing.data
 
 
 @pytest.mark.parametrize("page", SCOPED_POSTS)
@@ -85,7 +99,8 @@ def test_a_nurse_of_site_b_cannot_change_anything_at_site_a(client, auth, world,
     before = audit_count(session)
     r = client.post(url(page, world, rows), data={
         "csrf_token": token, "note": "x", "reason": "x", "status": "withdrawn", "password": PASSWORD})
-    assert r.status_code == 403
+    # Signing is refused to every nurse by role (403); everything else is "no such object" (404).
+    assert r.status_code == (403 if page == "/staff/courses/{course}/decision" else 404)
     assert audit_count(session) == before
 
 

@@ -179,3 +179,15 @@ def test_a_withdrawn_participant_is_signed_out(client, auth, world, session, clo
                       status="withdrawn", reason="moved away", staff_id=world.staff["nurse_a"].id, now=clock.now)
     session.commit()
     assert client.get("/").status_code == 302
+
+
+def test_enrolment_refuses_a_reminder_time_in_quiet_hours(client, auth, world, clock, session):
+    auth.staff("nurse_a")
+    client.post("/staff/screenings/new", data=screening_form(auth, world, clock))
+    sc = session.exec(select(Screening)).one()
+    r = client.post(f"/staff/screenings/{sc.id}/enrol", data={
+        "csrf_token": auth.csrf("/staff/"), "study_number": "A-009", "phone": "13800009999",
+        "language": "zh", "reminder_time": "22:00", "timezone": ""})
+    assert r.status_code == 400
+    assert "No reminders are sent in quiet hours (21:30–07:00)" in r.get_data(as_text=True)
+    assert session.exec(select(Participant).where(Participant.study_number == "A-009")).first() is None

@@ -1,0 +1,33 @@
+"""The one rule for a chosen reminder time (issue 11, item 7): a time in quiet hours never fires."""
+
+from dataclasses import replace
+from datetime import time
+
+import pytest
+
+from diary.study import StudyConfig, reminder_time_refusal
+
+CFG = StudyConfig()  # quiet hours 21:30–07:00, as in study.toml
+
+
+@pytest.mark.parametrize("value", ["22:00", "23:30", "21:30", "00:00", "03:15", "06:59"])
+def test_a_time_inside_quiet_hours_is_refused(value):
+    assert reminder_time_refusal(value, CFG) == "quiet_hours"
+
+
+@pytest.mark.parametrize("value", ["07:00", "08:00", "12:00", "21:29"])
+def test_a_time_outside_quiet_hours_is_accepted(value):
+    assert reminder_time_refusal(value, CFG) is None
+
+
+@pytest.mark.parametrize("value", ["7:00", "24:00", "08:60", "", "０８:００", "08:00\x00", None, 800, "08:00 "])
+def test_anything_but_hh_mm_in_ascii_digits_is_invalid(value):
+    assert reminder_time_refusal(value, CFG) == "invalid"
+
+
+def test_a_daytime_quiet_window_is_honoured_and_an_empty_one_refuses_nothing():
+    daytime = replace(CFG, reminders=replace(CFG.reminders, quiet_start=time(12, 0), quiet_end=time(14, 0)))
+    assert reminder_time_refusal("13:00", daytime) == "quiet_hours"
+    assert reminder_time_refusal("23:30", daytime) is None
+    off = replace(CFG, reminders=replace(CFG.reminders, quiet_start=time(0, 0), quiet_end=time(0, 0)))
+    assert reminder_time_refusal("23:30", off) is None
