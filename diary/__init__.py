@@ -30,6 +30,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=os.path.join(root, "static"),
     )
     os.makedirs(app.instance_path, exist_ok=True)
+    # Before any blueprint adds its rules: every <int:…> id is bounded to the schema's INTEGER.
+    from diary.inputs import IdConverter
+
+    app.url_map.converters["int"] = IdConverter
     app.config.from_mapping(load_settings(instance_path=app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
@@ -74,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.context_processor(health_context)
     register_cli(app)
 
+    app.before_request(_refuse_nul_bytes)
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     return app
@@ -103,6 +108,27 @@ def _template_globals() -> dict[str, Any]:
 
     locale = str(get_locale() or "zh")
     return {"html_lang": "zh-CN" if locale.startswith("zh") else "en", "labels": labels}
+
+
+def _refuse_nul_bytes():
+    """One guard for every form, query and JSON body: a NUL byte is never typed by a person,
+    and PostgreSQL refuses it in text, so it is a clear 400 here rather than a 500 at commit."""
+    from flask import jsonify
+    from flask_babel import gettext as _
+
+    from diary.inputs import carries_nul
+
+    # Signed Twilio webhooks are answered 200 whatever they carry (a 4xx makes Twilio retry):
+    # messaging/inbound.py strips NUL bytes from what it stores instead.
+    if request.blueprint == "sms" or not carries_nul(request):
+        return None
+    message = _("Your entry contains a character that cannot be saved. Please check what you typed"
+                " and try again.")
+    if request.is_json:
+        return jsonify(ok=False, error="bad_input", message=message), 400
+    from werkzeug.exceptions import BadRequest
+
+    raise BadRequest(description=message)
 
 
 def _security_headers(response):

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from diary import audit, study
 from diary.crypto import DataCipher, InvalidPhone, normalize_phone
+from diary.inputs import without_nul
 from diary.messaging import texts
 from diary.messaging.outbox import enqueue
 from diary.models import InboundMessage, Participant, Site
@@ -46,6 +47,8 @@ def handle_inbound(session: Session, cipher: DataCipher, cfg: StudyConfig, *, si
                    body: str, now: datetime) -> str:
     """Record and act on one incoming SMS; returns how it was handled. A MessageSid seen before
     (Twilio retrying the webhook) changes nothing and returns 'duplicate'."""
+    # Signed by Twilio, yet PostgreSQL refuses NUL bytes in text: stripped, or every retry fails.
+    sid, from_, body = without_nul(sid), without_nul(from_), without_nul(body)
     if session.exec(select(InboundMessage.id).where(InboundMessage.provider_sid == sid)).first():
         return "duplicate"
     try:

@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from diary import clock, db
 from diary.extensions import csrf
+from diary.inputs import id_arg, without_nul
 from diary.messaging.gateway import twilio_error
 from diary.messaging.inbound import handle_inbound
 from diary.models import Message
@@ -70,12 +71,13 @@ def inbound():
 def status():
     _verify()
     form = request.form
-    sid, state = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    sid, state = without_nul(form.get("MessageSid", "")), form.get("MessageStatus", "")
     session = db.session()
     message = session.exec(select(Message).where(Message.provider_id == sid)).first()
-    if message is None and request.args.get("m", "").isdigit():
+    message_id = request.args.get("m", type=id_arg)
+    if message is None and message_id is not None:
         # The callback can beat the dispatcher's commit of the provider id.
-        message = session.get(Message, int(request.args["m"]))
+        message = session.get(Message, message_id)
         if message is not None and message.provider_id not in (None, sid):
             message = None
     # Always 200 (healthchecks): an error answer would only make Twilio retry or give up.

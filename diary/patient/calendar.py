@@ -6,6 +6,7 @@ from flask import abort, render_template, request
 
 from diary import clock, db, study
 from diary.auth import participant_required
+from diary.inputs import id_arg
 from diary.patient import bp
 from diary.patient.common import cfg, me, my_site
 from diary.services import day_cards, dosing
@@ -19,7 +20,8 @@ def calendar():
     wanted = request.args.get("course")
     if wanted is not None:
         # Someone else's course, or nonsense, is simply not found.
-        course = day_cards.own_course(db.session(), participant, int(wanted)) if wanted.isdigit() else None
+        course_id = request.args.get("course", type=id_arg)
+        course = day_cards.own_course(db.session(), participant, course_id) if course_id else None
         if course is None:
             abort(404)
     else:

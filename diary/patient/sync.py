@@ -14,6 +14,7 @@ from flask_wtf.csrf import generate_csrf
 
 from diary import clock, db
 from diary.auth import participant_required
+from diary.inputs import json_id, json_int
 from diary.patient import bp
 from diary.patient.common import cfg, me
 from diary.patient.messages import dose_error, symptom_error
@@ -57,8 +58,8 @@ def sync_token():
 @participant_required
 def sync_dose():
     data, now = _payload(), clock.now()
-    course_id, day = data.get("course_id"), data.get("day")
-    if not isinstance(course_id, int) or not isinstance(day, int):
+    course_id, day = json_id(data.get("course_id")), json_int(data.get("day"), 1, 366)
+    if course_id is None or day is None:
         return _refused("bad_request", dose_error("bad_request"))
     course = day_cards.own_course(db.session(), me(), course_id)
     if course is None:

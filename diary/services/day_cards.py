@@ -53,8 +53,8 @@ class TodayView:
     missed_days: list[DayPlan]  # days whose cutoff passed recently with nothing logged
 
 
-def check_client_key(key: str | None) -> str:
-    if not key or not CLIENT_KEY.match(key):
+def check_client_key(key: object) -> str:
+    if not isinstance(key, str) or not CLIENT_KEY.match(key):
         raise DoseLogError("bad_client_key")
     return key
 

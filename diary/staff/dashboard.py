@@ -12,6 +12,7 @@ from sqlmodel import select
 from diary import clock, db
 from diary.auth import staff_required
 from diary.extensions import htmx
+from diary.inputs import bounded, id_arg
 from diary.models import COHORTS, Course, DoseDecision, Flag, LabResult, Participant, StaffUser
 from diary.services import adherence
 from diary.services.flags import FlagError, acknowledge
@@ -23,7 +24,7 @@ PAGE_SIZE = 100
 
 def _filters() -> adherence.Filters:
     args = request.args
-    site_id = args.get("site", type=int)
+    site_id = args.get("site", type=id_arg)
     if site_id is not None and not current_user.can_see_site(site_id):
         site_id = None
     return adherence.Filters(
@@ -38,7 +39,7 @@ def _filters() -> adherence.Filters:
 def adherence_grid():
     filters = _filters()
     grid = adherence.build_grid(db.session(), study_config(), clock.now(), current_user.site_ids, filters)
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = request.args.get("page", 1, type=lambda v: bounded(v, 1, 100_000))
     rows = grid.rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     return page_or_fragment(
         "staff/adherence.html", "staff/partials/adherence_results.html", grid=grid, rows=rows, page=page,

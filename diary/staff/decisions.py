@@ -10,6 +10,7 @@ from flask_login import current_user
 from diary import clock, db, study
 from diary.auth import policy, staff_required
 from diary.auth import services as auth
+from diary.inputs import id_arg
 from diary.models import LabResult, StaffUser
 from diary.scheduling.alerts import queue_dose_change_notice
 from diary.services import decisions as decision_service
@@ -55,7 +56,7 @@ def _form(proposal, effective_day: int, formdata=None) -> DecisionForm:
 def decision(course_id: int):
     """The proposal for a blood count; investigators see the signing form, nurses see who signs."""
     course, p = course_in_scope(course_id)
-    lab = _lab(course, request.args.get("lab", type=int))
+    lab = _lab(course, request.args.get("lab", type=id_arg))
     day = request.args.get("day", type=int) or _default_day(course, p, lab)
     day = min(max(day, 1), study_config().course_length_days)
     proposal = decision_service.propose(db.session(), study_config(), course=course, lab=lab, effective_day=day)
@@ -69,7 +70,7 @@ def decision(course_id: int):
 def sign_decision(course_id: int):
     course, p = course_in_scope(course_id)
     cfg, s, now = study_config(), db.session(), clock.now()
-    lab = _lab(course, request.form.get("lab_id", type=int))
+    lab = _lab(course, request.form.get("lab_id", type=id_arg))
     day = request.form.get("effective_day", type=int) or _default_day(course, p, lab)
     day = min(max(day, 1), cfg.course_length_days)
     proposal = decision_service.propose(s, cfg, course=course, lab=lab, effective_day=day)
