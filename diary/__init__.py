@@ -45,6 +45,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from diary.eligibility import load_checklist
 
     app.extensions["diary.screening"] = load_checklist(app.config.get("SCREENING_CONFIG"))
+    from diary.records import load_records_config
+
+    app.extensions["diary.records"] = load_records_config(app.config.get("RECORDS_CONFIG"))
     app.extensions["diary.cipher"] = DataCipher(app.config["DATA_ENCRYPTION_KEY"])
     from diary.auth.services import configure_hasher
 

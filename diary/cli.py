@@ -25,6 +25,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(demo_command)
     app.cli.add_command(scheduler)
     app.cli.add_command(audit_group)
+    app.cli.add_command(export_group)
 
 
 @click.command("migrate")
@@ -177,3 +178,20 @@ def audit_verify() -> None:
     click.echo(f"Audit trail BROKEN at event {report.first_broken_id}: {report.problem} "
                f"({report.checked} events before it are intact).", err=True)
     sys.exit(1)
+
+
+export_group = AppGroup("export", help="Study exports.")
+
+
+@export_group.command("odm")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+def export_odm(path: str) -> None:
+    """Write every site's data as one CDISC ODM 1.3.2 XML file (streamed; pseudonymous)."""
+    from diary.services.odm import write_odm
+
+    with current_app.app_context(), Session(db.engine(), expire_on_commit=False) as s:
+        now = clock.now()
+        with open(path, "wb") as out:
+            counts = write_odm(s, current_app.extensions["diary.study"], out, sites=None, actor="cli", now=now)
+        s.commit()
+    click.echo(f"ODM 1.3.2 export of {counts['participants']} participants written to {path}.")

@@ -116,6 +116,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "STUDY_CONFIG": env.get("STUDY_CONFIG") or None,
         # The screening checklist (default: the packaged diary/screening.toml).
         "SCREENING_CONFIG": env.get("SCREENING_CONFIG") or None,
+        # Drug accountability tolerance, AE terms and SAE rules (default: the packaged diary/records.toml).
+        "RECORDS_CONFIG": env.get("RECORDS_CONFIG") or None,
         "SMS_BACKEND": sms_backend,
         "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": envsecret(env, "TWILIO_AUTH_TOKEN"),
@@ -149,7 +151,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         # Only areas that have a catalogue: Flask-Babel takes plural() from the last directory it
         # loads, and a missing one would reset Chinese plurals to English ("2 tablets").
         "BABEL_TRANSLATION_DIRECTORIES": ";".join(
-            f"translations/{area}" for area in ("core", "patient", "staff", "messaging")
+            f"translations/{area}" for area in ("core", "patient", "staff", "records", "messaging")
             if (Path(__file__).parent / "translations" / area / "zh" / "LC_MESSAGES").is_dir()
         ),
         "BABEL_DEFAULT_TIMEZONE": tz,

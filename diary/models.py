@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from diary.sqltypes import UTCDateTime, utc_now
@@ -321,4 +321,83 @@ class SchedulerHeartbeat(SQLModel, table=True):
     host: str = Field(default="", max_length=64)
 
 
-APPEND_ONLY = (DoseLog, SymptomReport, LabResult, DoseDecision, Screening, AuditEvent)
+ACCOUNTABILITY_KINDS = ("dispensed", "returned")
+AE_STATUSES = ("draft", "recorded")
+AE_SOURCES = ("symptom_report", "lab_result")
+
+
+class DrugAccountability(SQLModel, table=True):
+    """One movement of study tablets: dispensed to a participant for a course, or returned."""
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", ACCOUNTABILITY_KINDS), name="ck_drugaccountability_kind"),
+        CheckConstraint("tablets >= 0", name="ck_drugaccountability_tablets"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    course_id: int = Field(foreign_key="course.id", index=True)
+    kind: str = Field(max_length=16)
+    on_date: date  # local date dispensed or returned
+    tablets: int
+    bottles: int | None = None
+    strength_mg: float | None = None
+    lot_number: str | None = Field(default=None, max_length=64)
+    expiry: date | None = None
+    # What the pharmacist was shown and went ahead despite (expired, wrong_strength, …).
+    warnings: list = Field(default_factory=list, sa_type=JSON)
+    staff_id: int = Field(foreign_key="staffuser.id")  # who dispensed or received it
+    entered_at: datetime = created_at()
+    supersedes_id: int | None = Field(default=None, foreign_key="drugaccountability.id", unique=True)
+    correction_reason: str | None = Field(default=None, max_length=500)
+
+
+class AdverseEvent(SQLModel, table=True):
+    """An AE log entry. Corrections supersede; `first_id` names the chain's first row (the AE)."""
+
+    __table_args__ = (
+        CheckConstraint(_in("status", AE_STATUSES), name="ck_adverseevent_status"),
+        # One AE per source report: two staff pressing "draft an AE" at once get the same one.
+        Index("ux_adverseevent_source", "source_kind", "source_id", unique=True,
+              sqlite_where=text("supersedes_id IS NULL AND source_id IS NOT NULL"),
+              postgresql_where=text("supersedes_id IS NULL AND source_id IS NOT NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    course_id: int | None = Field(default=None, foreign_key="course.id")
+    first_id: int | None = Field(default=None, foreign_key="adverseevent.id", index=True)
+    status: str = Field(max_length=16)
+    term: str = Field(max_length=64)  # records.toml term key, or "other" with term_text
+    term_text: str | None = Field(default=None, max_length=200)
+    grade: int | None = None  # CTCAE v5.0
+    onset_date: date | None = None
+    end_date: date | None = None
+    serious: bool = False
+    sae_criteria: list = Field(default_factory=list, sa_type=JSON)
+    relatedness: str | None = Field(default=None, max_length=32)
+    action: str | None = Field(default=None, max_length=32)
+    outcome: str | None = Field(default=None, max_length=32)
+    description: str | None = Field(default=None, max_length=1000)
+    source_kind: str | None = Field(default=None, max_length=16)
+    source_id: int | None = None
+    staff_id: int = Field(foreign_key="staffuser.id")
+    entered_at: datetime = created_at()
+    supersedes_id: int | None = Field(default=None, foreign_key="adverseevent.id", unique=True)
+    correction_reason: str | None = Field(default=None, max_length=500)
+
+
+class SaeReport(SQLModel, table=True):
+    """The investigator's statement that an SAE was reported to the sponsor; once per AE."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    adverse_event_id: int = Field(foreign_key="adverseevent.id", unique=True)  # the AE's first row
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    reported_at: datetime = instant(nullable=False)
+    reported_by: int = Field(foreign_key="staffuser.id")
+    note: str | None = Field(default=None, max_length=500)
+    entered_at: datetime = created_at()
+
+
+APPEND_ONLY = (DoseLog, SymptomReport, LabResult, DoseDecision, Screening, AuditEvent,
+               DrugAccountability, AdverseEvent, SaeReport)

@@ -81,6 +81,12 @@ def danger_alert(lang: str, *, study_number: str, site_code: str) -> str:
                             "symptom. Open the flag queue now.", number=study_number, site=site_code))
 
 
+def sae_alert(lang: str, *, study_number: str, site_code: str, hours: int) -> str:
+    return _render(lang, _l("Study diary ALERT: a serious adverse event was recorded for participant %(number)s "
+                            "(site %(site)s). Report it within %(hours)s hours.", number=study_number,
+                            site=site_code, hours=hours))
+
+
 def staff_digest(lang: str, *, day: date, open_flags: int, danger: int, missed: int,
                  labs: int, sms: int, opt_outs: int) -> str:
     return _render(lang, _l("Study diary %(day)s: %(open)s open flags (danger %(danger)s, missed doses "

@@ -83,6 +83,7 @@ def run_jobs(engine: Engine, jobs: Jobs, now: datetime, *, stop: threading.Event
                 summary["planning"] = "another scheduler is planning"
         # Outside the lock: an alert is queued under a unique key, and it must not wait.
         _job(s, summary, "alerts", lambda: alerts.send_danger_alerts(s, jobs, now))
+        _job(s, summary, "sae_alerts", lambda: alerts.send_sae_alerts(s, jobs, now, jobs.sae_report_hours))
         _job(s, summary, "dispatch", lambda: dict(dispatch(s, jobs, now, stop=stop,
                                                            max_seconds=max_dispatch_seconds)))
         duration_ms = int((time_module.monotonic() - started) * 1000)

@@ -53,6 +53,28 @@ def send_danger_alerts(session: Session, jobs: Jobs, now: datetime) -> int:
     return queued
 
 
+def send_sae_alerts(session: Session, jobs: Jobs, now: datetime, report_hours: int) -> int:
+    """Queue an on-call SMS for every SAE flag that has none yet (derived, like danger alerts, so
+    an SAE recorded while the scheduler was down is still announced on the next tick)."""
+    rows = session.exec(
+        select(Flag, Participant.study_number, Site)
+        .join(Site, Site.id == Flag.site_id)
+        .join(Participant, Participant.id == Flag.participant_id)
+        .outerjoin(Message, Message.dedupe_key == literal(ALERT_PREFIX) + Flag.key)
+        .where(Flag.kind == "sae", Flag.acknowledged_at.is_(None), Message.id.is_(None))
+        .order_by(Flag.id)
+    ).all()
+    queued = 0
+    for flag, study_number, site in rows:
+        body = texts.sae_alert(jobs.staff_language, study_number=study_number, site_code=site.code,
+                               hours=report_hours)
+        if enqueue(session, jobs.cipher, dedupe_key=ALERT_PREFIX + flag.key, kind="sae_alert",
+                   site_id=site.id, to=staff_number(site, on_call=True), body=body, not_before=now,
+                   participant_id=flag.participant_id, created_at=now):
+            queued += 1
+    return queued
+
+
 def send_digests(session: Session, jobs: Jobs, now: datetime) -> int:
     """Once a day per site, from DIGEST_TIME local: open flag counts to the site number."""
     sites = session.exec(select(Site)).all()

@@ -25,6 +25,7 @@ class Jobs:
     sending_timeout: timedelta = timedelta(minutes=2)
     batch_size: int = 500
     status_callback: str | None = None
+    sae_report_hours: int = 24  # records.toml: the SAE alert tells the on-call phone the deadline
     # The instant a message is claimed or sent. A scheduler tick passes the tick's `now`;
     # the long-running process passes the wall clock, because a rate-limited batch can
     # outlast a minute and another dispatcher judges "sending too long" by these stamps.
@@ -50,6 +51,7 @@ class Jobs:
             batch_size=config["SMS_BATCH_SIZE"],
             # Without a public URL Twilio cannot reach us; delivery then stays "sent".
             status_callback=f"{base}/sms/status" if base else None,
+            sae_report_hours=app.extensions["diary.records"].adverse_events.sae_report_hours,
         )
         values.update(overrides)
         return cls(**values)

@@ -28,3 +28,27 @@ def export_download():
     name = f"nct07243418-export-{now.strftime('%Y%m%dT%H%M%SZ')}.zip"
     return Response(data, mimetype="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+@bp.post("/export/odm")
+@staff_required("investigator", "admin")
+def export_odm():
+    """The study as one CDISC ODM 1.3.2 file. Spooled to a temporary file (the document is streamed,
+    never held in memory) so that the export event commits before a byte leaves."""
+    import tempfile
+
+    from flask import send_file
+
+    from diary.services.odm import write_odm
+    from diary.staff.common import study_config
+
+    now = clock.now()
+    s = db.session()
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - send_file closes it
+    write_odm(s, study_config(), spool, sites=current_user.site_ids, actor=f"staff:{current_user.id}", now=now)
+    s.commit()
+    spool.seek(0)
+    name = f"nct07243418-odm-{now.strftime('%Y%m%dT%H%M%SZ')}.xml"
+    response = send_file(spool, mimetype="application/xml", as_attachment=True, download_name=name)
+    response.headers["Cache-Control"] = "no-store"
+    return response

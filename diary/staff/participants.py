@@ -19,6 +19,7 @@ from diary.crypto import mask_phone
 from diary.models import AuditEvent, Course, Participant, Site, StaffUser, SymptomReport
 from diary.services import dosing, enrolment, symptoms
 from diary.staff import chart, timeline
+from diary.staff.adverse_events import participant_records, sae_clocks
 from diary.staff.common import bp, cipher, course_in_scope, study_config
 from diary.staff.forms import CourseForm, DoseCorrectionForm, EndForm, LabForm, SymptomCorrectionForm, options
 
@@ -63,7 +64,7 @@ def home():
     if q:
         query = query.where(Participant.study_number.contains(q))
     rows = db.session().exec(query).all()
-    return render_template("staff/home.html", rows=rows, q=q)
+    return render_template("staff/home.html", rows=rows, q=q, sae_clocks=sae_clocks())
 
 
 def _course_view(course: Course, participant: Participant, now: datetime) -> dict:
@@ -114,6 +115,7 @@ def participant(participant_id: int):
         courses=[_course_view(c, p, now) for c in courses], course_form=course_form,
         end_form=EndForm(formdata=None), correction=correction, reports=reports,
         events=timeline.participant_timeline(s, p), staff_names=_staff_names(),
+        records=participant_records(p),
     )
 
 

@@ -8,7 +8,18 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from diary.models import Course, DoseDecision, DoseLog, Flag, LabResult, Message, Participant, SymptomReport
+from diary.models import (
+    AdverseEvent,
+    Course,
+    DoseDecision,
+    DoseLog,
+    DrugAccountability,
+    Flag,
+    LabResult,
+    Message,
+    Participant,
+    SymptomReport,
+)
 
 
 @dataclass(frozen=True)
@@ -38,5 +49,9 @@ def participant_timeline(session: Session, participant: Participant, limit: int 
         select(Message).where(Message.participant_id == participant.id))]
     events += [Event(r.raised_at, "flag", r) for r in session.exec(
         select(Flag).where(Flag.participant_id == participant.id))]
+    events += [Event(r.entered_at, "ae", r, courses.get(r.course_id)) for r in session.exec(
+        select(AdverseEvent).where(AdverseEvent.participant_id == participant.id))]
+    events += [Event(r.entered_at, "drug", r, courses.get(r.course_id)) for r in session.exec(
+        select(DrugAccountability).where(DrugAccountability.participant_id == participant.id))]
     events.sort(key=lambda e: (e.at, e.kind), reverse=True)
     return events[:limit]

@@ -19,6 +19,8 @@ FLAG_KIND = {
     "sms_failed": _l("Undeliverable SMS"),
     "opt_out": _l("SMS opt-out"),
     "urgent_plt": _l("Urgent PLT"),
+    "sae": _l("Serious adverse event"),
+    "accountability": _l("Tablet count discrepancy"),
 }
 ACTION = {
     "continue": _l("continue"), "increase": _l("increase"), "reduce": _l("reduce"), "hold": _l("hold"),

@@ -27,6 +27,7 @@ RENDERINGS = {
     "reply: help": lambda lang: texts.reply_help(lang, phone=PHONE),
     "reply: opted in": lambda lang: texts.reply_opted_in(lang),
     "danger alert": lambda lang: texts.danger_alert(lang, study_number="SITE2-001234", site_code="SITE-02"),
+    "sae alert": lambda lang: texts.sae_alert(lang, study_number="SITE2-001234", site_code="SITE-02", hours=24),
     "digest": lambda lang: texts.staff_digest(lang, day=date(2026, 12, 31), open_flags=9999, danger=999,
                                               missed=999, labs=999, sms=999, opt_outs=999),
 }
