@@ -79,11 +79,11 @@ def test_another_participants_client_key_reveals_nothing(client, pa, world, sess
 
 def test_settings_change_only_the_signed_in_participant(client, pa, world, session):
     before = session.get(Participant, world.participants["pb"].id).model_dump()
-    client.post("/settings", data={"csrf_token": csrf(client, "/settings"), "reminder_time": "06:00",
+    client.post("/settings", data={"csrf_token": csrf(client, "/settings"), "reminder_time": "07:30",
                                    "language": "zh", "sms": "off", "participant_id": world.participants["pb"].id})
     session.expire_all()
     assert session.get(Participant, world.participants["pb"].id).model_dump() == before
-    assert session.get(Participant, pa.id).reminder_time == "06:00"
+    assert session.get(Participant, pa.id).reminder_time == "07:30"
 
 
 def test_another_participants_pages_show_none_of_their_data(client, pa, world):
@@ -109,7 +109,7 @@ def test_every_form_post_needs_the_csrf_token(client, pa, world, session, url):
     audit_before = len(session.exec(select(AuditEvent)).all())
     r = client.post(_url(url, world), data={"client_key": uuid.uuid4().hex, "reason": "forgot",
                                             "symptom": "bruising", "severity-bruising": "mild",
-                                            "reminder_time": "06:00", "language": "zh", "sms": "off"})
+                                            "reminder_time": "07:30", "language": "zh", "sms": "off"})
     assert r.status_code == 400
     session.expire_all()
     assert session.exec(select(DoseLog)).all() == [] and session.exec(select(SymptomReport)).all() == []
