@@ -24,13 +24,14 @@ SCOPED_GETS = [
 ]
 LIST_GETS = ["/staff/", "/staff/adherence", "/staff/flags", "/staff/screenings", "/staff/screenings/new"]
 EXPORT = ["/staff/export"]
+INVESTIGATOR_GETS = ["/staff/courses/{course}/fix"]
 SCOPED_POSTS = [
     "/staff/participants/{pa}/activation", "/staff/participants/{pa}/courses", "/staff/participants/{pa}/end",
     "/staff/courses/{course}/labs", "/staff/courses/{course}/doses", "/staff/courses/{course}/decision",
     "/staff/labs/{lab}/correct", "/staff/flags/{flag}/acknowledge", "/staff/screenings/{screening}/enrol",
-    "/staff/symptoms/{report}/correct",
+    "/staff/symptoms/{report}/correct", "/staff/courses/{course}/void", "/staff/courses/{course}/end-early",
 ]
-ALL_GETS = SCOPED_GETS + LIST_GETS + EXPORT
+ALL_GETS = SCOPED_GETS + LIST_GETS + EXPORT + INVESTIGATOR_GETS
 ALL_POSTS = SCOPED_POSTS + ["/staff/export", "/staff/screenings/new"]
 
 
@@ -126,5 +127,19 @@ def test_nurses_cannot_export(client, auth, world, rows, session, who, method):
     before = audit_count(session)
     data = {"csrf_token": auth.csrf("/staff/")} if method == "post" else None
     r = getattr(client, method)("/staff/export", data=data)
+    assert r.status_code == 403
+    assert audit_count(session) == before
+
+
+@pytest.mark.parametrize("page", [*INVESTIGATOR_GETS, "/staff/courses/{course}/void",
+                                  "/staff/courses/{course}/end-early"])
+def test_a_nurse_cannot_void_or_end_a_course_early(client, auth, world, rows, session, page):
+    auth.staff("nurse_a")
+    before = audit_count(session)
+    if page.endswith("/fix"):
+        r = client.get(url(page, world, rows))
+    else:
+        r = client.post(url(page, world, rows), data={"csrf_token": auth.csrf("/staff/"), "reason": "x",
+                                                      "last_day": "2", "password": PASSWORD})
     assert r.status_code == 403
     assert audit_count(session) == before
