@@ -43,15 +43,22 @@ def migrate_command() -> None:
 @click.option("--phone", required=True, help="The number participants call.")
 @click.option("--on-call-phone", help="Receives danger-symptom alerts.")
 @click.option("--timezone", default=None, help="IANA zone; default DIARY_TIMEZONE.")
-def create_site(code, name, phone, on_call_phone, timezone) -> None:
+@click.option("--emergency-phone", default="120", show_default=True,
+              help="Local emergency number, shown first for stroke, chest-pain and breathing signs.")
+@click.option("--plt-lln", type=click.FloatRange(min=1, max=1500), default=None,
+              help="The laboratory's platelet lower limit of normal (×10⁹/L) for CTCAE grade 1; "
+                   "default: study.toml plt_lln (125, WS/T 405-2012).")
+def create_site(code, name, phone, on_call_phone, timezone, emergency_phone, plt_lln) -> None:
     """Add a study site."""
     with Session(db.engine()) as s:
         site = Site(code=code.upper(), name=name, phone=phone, on_call_phone=on_call_phone,
-                    timezone=timezone or current_app.config["DIARY_TIMEZONE"])
+                    timezone=timezone or current_app.config["DIARY_TIMEZONE"],
+                    emergency_phone=emergency_phone, plt_lln=plt_lln)
         s.add(site)
         s.flush()
         audit.record(s, actor="cli", action="site_created", entity="Site", entity_id=site.id,
-                     site_id=site.id, after={"code": site.code, "name": name})
+                     site_id=site.id, after={"code": site.code, "name": name,
+                                             "emergency_phone": emergency_phone, "plt_lln": plt_lln})
         s.commit()
         click.echo(f"Site {site.code} created.")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from pathlib import Path
 
 from diary.study import (
@@ -44,10 +45,12 @@ class Thresholds:
     transaminase_max_uln: float = 3
     transaminase_max_uln_liver: float = 5
     inr_max_uln: float = 1.5
+    aptt_max_uln: float = 1.5
     plt_at_or_below: float = 10
     liver_exclusion_above_uln: float = 3
     liver_exclusion_at_or_above_uln_liver: float = 5
     egfr_at_or_below: float = 60
+    ccr_plausible_max: float = 250
 
     def __post_init__(self) -> None:
         _require(0 <= self.age_min < self.age_max, "thresholds.age_min", "need 0 ≤ age_min < age_max")
@@ -112,12 +115,14 @@ def load_checklist(path: str | Path | None = None) -> Checklist:
 
 # Plausible entry ranges: a value outside is a typo, refused before it can decide eligibility.
 RANGES: dict[str, tuple[float, float]] = {
-    "age_years": (0, 120), "weight_kg": (20, 300), "creatinine": (0.01, 3000),
-    "creatinine_uln": (0.01, 3000), "bilirubin": (0, 1000), "bilirubin_uln": (0.01, 1000),
+    "age_years": (0, 120), "weight_kg": (20, 300), "bilirubin": (0, 1000), "bilirubin_uln": (0.01, 1000),
     "alt": (0, 10000), "alt_uln": (0.01, 1000), "ast": (0, 10000), "ast_uln": (0.01, 1000),
-    "inr": (0.1, 20), "inr_uln": (0.1, 20), "ecog": (0, 5), "plt": (0, 1500),
-    "previous_nadir_plt": (0, 1500),
+    "inr": (0.1, 20), "inr_uln": (0.1, 20), "aptt": (5, 300), "aptt_uln": (5, 300), "ecog": (0, 5),
+    "plt": (0, 1500), "previous_nadir_plt": (0, 1500),
 }
+# Serum creatinine, each unit its own plausible adult range (CLINICAL-NOTES "Creatinine units": roughly
+# 20–1,500 µmol/L and 0.2–15 mg/dL). One range for both let 1.8 meant as mg/dL pass as 1.8 µmol/L.
+CREATININE_RANGES: dict[str, tuple[float, float]] = {"umol/L": (20, 1500), "mg/dL": (0.2, 15)}
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,8 @@ class Measures:
     ast_uln: float | None = None
     inr: float | None = None
     inr_uln: float | None = None
+    aptt: float | None = None  # seconds
+    aptt_uln: float | None = None
     ecog: float | None = None
     plt: float | None = None
     liver_metastasis: bool | None = None
@@ -158,7 +165,29 @@ class Measures:
             found["sex"] = "unknown"
         if self.creatinine_unit not in CREATININE_UNITS:
             found["creatinine_unit"] = "unknown"
+        else:
+            low, high = CREATININE_RANGES[self.creatinine_unit]
+            for name in ("creatinine", "creatinine_uln"):
+                value = getattr(self, name)
+                if value is not None and not (math.isfinite(value) and low <= value <= high):
+                    found[name] = "out_of_range_for_unit"
         return found
+
+    def clearance_error(self, thresholds: Thresholds) -> dict[str, str]:
+        """'implausible_clearance' on the creatinine when Cockcroft-Gault gives more than any kidney
+        can (> ccr_plausible_max, about 250 mL/min: CLINICAL-NOTES): almost always a unit mix-up."""
+        if self.errors():
+            return {}
+        ccr = creatinine_clearance(self)
+        if ccr is not None and ccr > thresholds.ccr_plausible_max:
+            return {"creatinine": "implausible_clearance"}
+        return {}
+
+    def creatinine_in_mg_dl(self) -> float | None:
+        """The creatinine converted to mg/dL (shown before signing), or None if not entered."""
+        if self.creatinine is None or self.creatinine_unit not in CREATININE_UNITS:
+            return None
+        return creatinine_mg_dl(self.creatinine, self.creatinine_unit)
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -204,8 +233,21 @@ class Outcome:
         return not self.failed
 
 
-def _ratio(value: float | None, uln: float | None) -> float | None:
-    return None if value is None or uln is None or uln <= 0 else value / uln
+def _ratio(value: float | None, uln: float | None) -> Decimal | None:
+    # Decimal, from the numbers as typed: in binary floating point 2.1 / 1.4 is 1.5000000000000002,
+    # which would fail "INR ≤ 1.5×ULN" for an INR of exactly 1.5×ULN (issue 10, finding 16).
+    if value is None or uln is None or uln <= 0:
+        return None
+    return Decimal(repr(value)) / Decimal(repr(uln))
+
+
+def _limit(value: float) -> Decimal:
+    """A threshold from the checklist, as the decimal number written in screening.toml."""
+    return Decimal(repr(value))
+
+
+# CrCl is computed in floating point; only its rounding noise is forgiven at a boundary.
+_CCR_TOLERANCE = 1e-9
 
 
 def _missing(m: Measures, *names: str) -> tuple[str, ...]:
@@ -246,7 +288,7 @@ def _renal_in(m: Measures, _cohort: str, t: Thresholds, ccr: float | None):
     if missing:
         return None, "", missing
     cr = _ratio(m.creatinine, m.creatinine_uln)
-    ok = cr <= t.creatinine_max_uln and ccr >= t.ccr_min
+    ok = cr <= _limit(t.creatinine_max_uln) and ccr >= t.ccr_min - _CCR_TOLERANCE
     return ok, f"Cr {cr:.2f}×ULN (≤ {t.creatinine_max_uln:g}) · CrCl {ccr:.1f} mL/min (≥ {t.ccr_min:g})", ()
 
 
@@ -255,7 +297,7 @@ def _renal_ex(m: Measures, _cohort: str, t: Thresholds, ccr: float | None):
     if missing:
         return None, "", missing
     cr = _ratio(m.creatinine, m.creatinine_uln)
-    applies = cr >= t.creatinine_max_uln or ccr <= t.egfr_at_or_below
+    applies = cr >= _limit(t.creatinine_max_uln) or ccr <= t.egfr_at_or_below + _CCR_TOLERANCE
     return not applies, (f"Cr {cr:.2f}×ULN (≥ {t.creatinine_max_uln:g} excludes) · eGFR {ccr:.1f} mL/min "
                          f"(≤ {t.egfr_at_or_below:g} excludes)"), ()
 
@@ -275,7 +317,7 @@ def _liver_in(m: Measures, _cohort: str, t: Thresholds, _ccr: float | None):
     # Registry inclusion 6.2: liver metastasis (or intrahepatic cholangiocarcinoma) relaxes both limits.
     bil_max = t.bilirubin_max_uln_liver if m.liver_metastasis else t.bilirubin_max_uln
     tx_max = t.transaminase_max_uln_liver if m.liver_metastasis else t.transaminase_max_uln
-    ok = tbil <= bil_max and alt <= tx_max and ast <= tx_max
+    ok = tbil <= _limit(bil_max) and alt <= _limit(tx_max) and ast <= _limit(tx_max)
     mets = "liver mets" if m.liver_metastasis else "no liver mets"
     return ok, (f"{mets}: TBIL {tbil:.2f}×ULN (≤ {bil_max:g}) · ALT {alt:.2f}×ULN · AST {ast:.2f}×ULN "
                 f"(≤ {tx_max:g})"), ()
@@ -289,11 +331,11 @@ def _liver_ex(m: Measures, _cohort: str, t: Thresholds, _ccr: float | None):
     # The record joins the conditions with "and"; any one of them is read as excluding (conservative).
     if m.liver_metastasis:
         limit = t.liver_exclusion_at_or_above_uln_liver
-        applies = any(v >= limit for v in values)
+        applies = any(v >= _limit(limit) for v in values)
         rule = f"≥ {limit:g}"
     else:
         limit = t.liver_exclusion_above_uln
-        applies = any(v > limit for v in values)
+        applies = any(v > _limit(limit) for v in values)
         rule = f"> {limit:g}"
     tbil, alt, ast = values
     return not applies, (f"TBIL {tbil:.2f} · ALT {alt:.2f} · AST {ast:.2f} ×ULN ({rule} excludes)"), ()
@@ -304,7 +346,15 @@ def _inr(m: Measures, _cohort: str, t: Thresholds, _ccr: float | None):
     if missing:
         return None, "", missing
     ratio = _ratio(m.inr, m.inr_uln)
-    return ratio <= t.inr_max_uln, f"INR {ratio:.2f}×ULN (≤ {t.inr_max_uln:g})", ()
+    return ratio <= _limit(t.inr_max_uln), f"INR {ratio:.2f}×ULN (≤ {t.inr_max_uln:g})", ()
+
+
+def _aptt(m: Measures, _cohort: str, t: Thresholds, _ccr: float | None):
+    missing = _missing(m, "aptt", "aptt_uln")
+    if missing:
+        return None, "", missing
+    ratio = _ratio(m.aptt, m.aptt_uln)
+    return ratio <= _limit(t.aptt_max_uln), f"APTT {ratio:.2f}×ULN (≤ {t.aptt_max_uln:g})", ()
 
 
 def _plt(m: Measures, _cohort: str, t: Thresholds, _ccr: float | None):
@@ -315,7 +365,7 @@ def _plt(m: Measures, _cohort: str, t: Thresholds, _ccr: float | None):
 
 COMPUTED: dict[str, Computation] = {
     "in1_age": _age, "in3_cohort": _cohort, "in5_ecog": _ecog, "in6a_renal": _renal_in,
-    "in6b_liver": _liver_in, "in6c_inr": _inr, "ex1_plt": _plt, "ex12_liver": _liver_ex,
+    "in6b_liver": _liver_in, "in6c_inr": _inr, "in6d_aptt": _aptt, "ex1_plt": _plt, "ex12_liver": _liver_ex,
     "ex13_renal": _renal_ex,
 }
 
@@ -325,7 +375,7 @@ def evaluate(checklist: Checklist, cohort: str, measures: Measures,
     """Every criterion's result; the outcome fails on each criterion not met, applying or unanswered."""
     if cohort not in ("primary", "secondary"):
         raise ValueError(f"unknown cohort {cohort!r}")
-    bad = measures.errors()
+    bad = measures.errors() | measures.clearance_error(checklist.thresholds)
     if bad:
         raise ValueError(f"implausible screening values: {sorted(bad)}")
     ccr = creatinine_clearance(measures)

@@ -45,6 +45,12 @@ class Site(SQLModel, table=True):
     # receives danger alerts: institutional numbers, not personal data.
     phone: str = Field(max_length=32)
     on_call_phone: str | None = Field(default=None, max_length=32)
+    # The local emergency number, shown first for stroke, chest-pain and breathing signs and with
+    # every danger answer (120: medical emergency in mainland China; CLINICAL-NOTES "Emergency number").
+    emergency_phone: str = Field(default="120", max_length=16, sa_column_kwargs={"server_default": "120"})
+    # The platelet lower limit of normal (×10⁹/L) of the site's laboratory, for CTCAE grade 1 (< LLN).
+    # None: the study default (study.toml plt_lln, the WS/T 405-2012 adult lower limit 125).
+    plt_lln: float | None = Field(default=None, gt=0)
     created_at: datetime = created_at()
 
 
@@ -157,6 +163,23 @@ class Course(SQLModel, table=True):
     starting_dose_mg: float
     created_by: int = Field(foreign_key="staffuser.id")
     created_at: datetime = created_at()
+    # Entered in error (e.g. a mistyped infusion date): kept for the audit trail and the export, and
+    # excluded everywhere else by course_not_voided(). Set once, by a signed investigator action.
+    voided_at: datetime | None = instant(default=None)
+    voided_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    void_reason: str | None = Field(default=None, max_length=500)
+    # Ended early: the last course day dosed; the days after it are neither due nor missed
+    # (study.decisions_with_end). None: the full course_length_days.
+    last_day: int | None = Field(default=None, ge=1)
+    ended_early_at: datetime | None = instant(default=None)
+    ended_early_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    end_early_reason: str | None = Field(default=None, max_length=500)
+
+
+def course_not_voided() -> Any:
+    """THE predicate for courses that take part in the diary (reminders, pages, adherence, overlap
+    checks). Every course query except the audit trail and the export applies it; keep it the only one."""
+    return Course.voided_at.is_(None)
 
 
 class LabResult(SQLModel, table=True):
@@ -281,7 +304,8 @@ class Flag(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, unique=True)
-    kind: str = Field(max_length=32)  # missed_dose | danger_symptom | overdue_lab | sms_failed | opt_out | urgent_plt
+    # missed_dose | danger_symptom | overdue_lab | sms_failed | opt_out | urgent_plt | participant_message
+    kind: str = Field(max_length=32)
     site_id: int = Field(foreign_key="site.id", index=True)
     participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
     detail: str = Field(max_length=500)

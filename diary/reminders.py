@@ -162,9 +162,10 @@ def overdue_draws(state: CourseState, cfg: StudyConfig, now: datetime, grace_hou
 
 
 def doses_by_day(starting_dose_mg: float, decisions: Iterable[tuple[int, int, float]],
-                 length: int) -> tuple[float, ...]:
-    """Prescribed mg per course day from (signing order, effective day, mg) decisions."""
-    signed = [(effective, mg) for _order, effective, mg in sorted(decisions)]
+                 length: int, last_day: int | None = None) -> tuple[float, ...]:
+    """Prescribed mg per course day from (signing order, effective day, mg) decisions; a course
+    ended early after `last_day` doses nothing later."""
+    signed = study.decisions_with_end([(effective, mg) for _order, effective, mg in sorted(decisions)], last_day)
     return tuple(study.dose_for_day(day, starting_dose_mg, signed) for day in range(1, length + 1))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("study.toml")
-SYMPTOM_GROUPS = ("bleeding", "thrombosis", "other")
+SYMPTOM_GROUPS = ("bleeding", "thrombosis", "liver", "other")
 LAB_UNITS = {"plt": "×10⁹/L", "hb": "g/L", "anc": "×10⁹/L"}
 
 
@@ -44,10 +44,14 @@ class Symptom:
     danger: bool
     label_en: str
     label_zh: str
+    # Stroke, chest-pain and breathing signs: call the emergency number first, the study team second.
+    emergency_first: bool = False
 
     def __post_init__(self) -> None:
         _require(self.group in SYMPTOM_GROUPS, f"symptoms.{self.key}.group",
                  f"{self.group!r} is not one of {SYMPTOM_GROUPS}")
+        _require(self.danger or not self.emergency_first, f"symptoms.{self.key}.emergency_first",
+                 "only a danger answer can send the participant to the emergency number")
 
     def label(self, lang: str) -> str:
         """The plain-language label: Chinese for 'zh' (or 'zh-…'), otherwise English."""
@@ -62,10 +66,13 @@ class DoseRules:
     hold_rise_from_baseline: float = 50
     increase_below: float = 50
     urgent_at_or_below: float = 20
+    confirm_at_or_below: float = 10
 
     def __post_init__(self) -> None:
         _require(0 <= self.urgent_at_or_below <= self.increase_below <= self.hold_at_or_above,
                  "rules", "need 0 ≤ urgent_at_or_below ≤ increase_below ≤ hold_at_or_above")
+        _require(0 <= self.confirm_at_or_below <= self.urgent_at_or_below, "rules.confirm_at_or_below",
+                 "need 0 ≤ confirm_at_or_below ≤ urgent_at_or_below")
         _require(self.hold_rise_from_baseline > 0, "rules.hold_rise_from_baseline", "must be > 0")
 
 
@@ -97,14 +104,14 @@ class StudyConfig:
     dose_levels_mg: tuple[float, ...] = (0, 2.5, 5, 7.5)
     max_dose_mg: float = 7.5
     rules: DoseRules = field(default_factory=DoseRules)
-    plt_lln: float = 100
+    plt_lln: float = 125
     plt_range: tuple[float, float] = (0, 1500)
     hb_range: tuple[float, float] = (20, 250)
     anc_range: tuple[float, float] = (0, 100)
     cutoff_days_after: int = 1
     cutoff_time: time = time(12, 0)
     undo_minutes: int = 5
-    emergency_phone: str = "120"
+    infusion_date_warn_days: int = 28
     reminders: Reminders = field(default_factory=Reminders)
     symptoms: tuple[Symptom, ...] = ()
     not_taken_reasons: tuple[str, ...] = (
@@ -145,6 +152,7 @@ class StudyConfig:
             _require(0 <= low < high, name, f"need 0 ≤ low < high, got {low:g}..{high:g}")
         _require(self.cutoff_days_after >= 0, "cutoff_days_after", "must be ≥ 0")
         _require(self.undo_minutes >= 0, "undo_minutes", "must be ≥ 0")
+        _require(self.infusion_date_warn_days >= 1, "infusion_date_warn_days", "must be ≥ 1")
         for name, values in (("draw_days", self.draw_days), ("dose_levels_mg", levels),
                              ("symptoms", [s.key for s in self.symptoms]),
                              ("not_taken_reasons", self.not_taken_reasons),
@@ -239,12 +247,12 @@ _READ_CONFIG = _table_of(StudyConfig, {
     "dose_levels_mg": _list_of(_num), "max_dose_mg": _num,
     "rules": _table_of(DoseRules, {f.name: _num for f in fields(DoseRules)}),
     "plt_lln": _num, "plt_range": _pair, "hb_range": _pair, "anc_range": _pair,
-    "cutoff_days_after": _int, "cutoff_time": _time, "undo_minutes": _int,
-    "emergency_phone": _str,
+    "cutoff_days_after": _int, "cutoff_time": _time, "undo_minutes": _int, "infusion_date_warn_days": _int,
     "reminders": _table_of(Reminders, {f.name: _time for f in fields(Reminders)}
                            | {"followup_hours": _num}),
     "symptoms": _list_of(_table_of(Symptom, {"key": _str, "group": _str, "danger": _bool,
-                                             "label_en": _str, "label_zh": _str})),
+                                             "label_en": _str, "label_zh": _str,
+                                             "emergency_first": _bool})),
     "not_taken_reasons": _STRINGS, "advice_en": _STRINGS, "advice_zh": _STRINGS,
     "adc_drugs": _STRINGS,
 })
@@ -336,6 +344,13 @@ def dose_for_day(day: int, starting_dose_mg: float,
         if effective_day <= day:
             dose = dose_mg
     return dose
+
+
+def decisions_with_end(decisions: Sequence[tuple[int, float]], last_day: int | None) -> list[tuple[int, float]]:
+    """(effective day, mg) decisions in signing order, with a course ended early after `last_day`
+    read as a hold from the next day: those days are then neither due nor missed (DESIGN §2)."""
+    # Appended last, so it outranks every earlier signature (dose_for_day: signing order decides).
+    return [*decisions, (last_day + 1, 0.0)] if last_day is not None else list(decisions)
 
 
 def tablet_count(dose_mg: float, cfg: StudyConfig) -> int:
@@ -431,12 +446,14 @@ def check_lab_value(name: str, value: float, cfg: StudyConfig) -> None:
                          f"{low:g}–{high:g} {unit}")
 
 
-def platelet_grade(plt: float, cfg: StudyConfig) -> int:
-    """CTCAE v5.0 grade of "Platelet count decreased" for PLT in ×10⁹/L (0 = not decreased)."""
+def platelet_grade(plt: float, cfg: StudyConfig, lln: float | None = None) -> int:
+    """CTCAE v5.0 grade of "Platelet count decreased" for PLT in ×10⁹/L (0 = not decreased).
+
+    `lln`: the site laboratory's lower limit of normal; None takes the study default (cfg.plt_lln)."""
     # CTCAE v5.0: 1 <LLN–75, 2 <75–50, 3 <50–25, 4 <25 ×10⁹/L; these cut-points are the published
-    # standard, only the LLN is site-specific (config).
+    # standard, only the LLN is site-specific (Site.plt_lln, else study.toml).
     check_lab_value("plt", plt, cfg)
-    if plt >= cfg.plt_lln:
+    if plt >= (cfg.plt_lln if lln is None else lln):
         return 0
     for grade, lower_bound in ((1, 75), (2, 50), (3, 25)):
         if plt >= lower_bound:
@@ -444,13 +461,21 @@ def platelet_grade(plt: float, cfg: StudyConfig) -> int:
     return 4
 
 
-def nadir(plts: Iterable[float], cfg: StudyConfig) -> tuple[float, int] | None:
+def nadir(plts: Iterable[float], cfg: StudyConfig,
+          lln: float | None = None) -> tuple[float, int] | None:
     """The lowest PLT and its CTCAE grade, or None when there are no values."""
     values = list(plts)
     if not values:
         return None
     lowest = min(values)
-    return lowest, platelet_grade(lowest, cfg)
+    return lowest, platelet_grade(lowest, cfg, lln)
+
+
+def plt_needs_confirmation(plt: float, cfg: StudyConfig) -> bool:
+    """Whether a PLT this low must be confirmed by the nurse before it is saved (0 or ≤ the tier)."""
+    # A 0 or a single-digit count is more often a typo (a dropped digit) than a result; NCT07334093
+    # rescues at PLT ≤ 10, so a true value must not be lost either: confirm, never refuse.
+    return plt <= cfg.rules.confirm_at_or_below
 
 
 @dataclass(frozen=True)

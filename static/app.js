@@ -111,17 +111,21 @@
     var kind = form.dataset.queue;
     if (kind === "symptoms") {
       var record = symptomRecord(form);
-      // The same checks the server makes: a report it would refuse is not kept on the phone.
-      if (!record.body.symptoms.length || record.body.symptoms.some(function (s) { return !s.severity; })) {
+      var danger = form.querySelector("input[data-danger]:checked");
+      // The same checks the server makes: a report it would refuse is not kept on the phone. A danger
+      // answer is never refused for a blank "how bad": the server records it as not stated.
+      if (!record.body.symptoms.length ||
+          (!danger && record.body.symptoms.some(function (s) { return !s.severity; }))) {
         showStatus(0, strings.incomplete);
         return true;
       }
-      var danger = form.querySelector("input[data-danger]:checked");
       enqueue(record).then(refreshStatus);
       if (danger) {
         // Danger: the call-now instruction appears at once, whatever the network does.
         document.getElementById("symptoms-form").hidden = true;
-        var screen = document.getElementById("danger");
+        // Stroke, chest-pain or breathing signs: the emergency number comes first.
+        var emergency = form.querySelector("input[data-emergency]:checked");
+        var screen = document.getElementById(emergency ? "danger-emergency" : "danger");
         screen.hidden = false;
         screen.querySelector("h1").focus();
       } else {

@@ -80,6 +80,8 @@ def handle_inbound(session: Session, cipher: DataCipher, cfg: StudyConfig, *, si
         _reply(session, cipher, participant, sid, texts.reply_opted_in(participant.language), now)
     elif kind == "taken":
         inbound.handled_as = _log_taken(session, cipher, cfg, participant, sid, now)
+    elif kind == "other" and body.strip():
+        inbound.handled_as = _forward_to_staff(session, cipher, participant, sid, body, now)
     else:
         site = session.get(Site, participant.site_id)
         inbound.handled_as = kind
@@ -106,6 +108,18 @@ def _log_taken(session: Session, cipher: DataCipher, cfg: StudyConfig, participa
     _reply(session, cipher, participant, sid, texts.reply_nothing_due(participant.language, phone=site.phone),
            now)
     return "taken_refused"
+
+
+def _forward_to_staff(session: Session, cipher: DataCipher, participant: Participant, sid: str,
+                      body: str, now: datetime) -> str:
+    """A reply that is not a command may be a cry for help ("流鼻血止不住"): staff get it as a flag,
+    and the participant is told who reads it and what to do if it is urgent."""
+    raise_flag(session, key=f"sms:{sid[:64]}", kind="participant_message", site_id=participant.site_id,
+               participant_id=participant.id, now=now, detail=f'SMS from participant: "{body.strip()}"')
+    site = session.get(Site, participant.site_id)
+    _reply(session, cipher, participant, sid,
+           texts.reply_forwarded(participant.language, phone=site.phone, emergency=site.emergency_phone), now)
+    return "other"
 
 
 def _opt(session: Session, participant: Participant, opt_in: bool, sid: str, now: datetime) -> str:

@@ -10,6 +10,7 @@ from datetime import date
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext as _nl
 
 from diary.messaging.gateway import sms_text
 
@@ -22,8 +23,11 @@ def _render(lang: str, text) -> str:
 
 def dose_reminder(lang: str, *, mg: float, tablets: int, show_dose: bool) -> str:
     if show_dose:
-        return _render(lang, _l("Study diary: time for today's %(mg)s mg (%(tablets)s tablets), on an empty "
-                                "stomach. Reply 1 when taken.", mg=f"{mg:g}", tablets=tablets))
+        # ngettext, so that one tablet is "1 tablet" (issue 10, wording).
+        return _render(lang, _nl("Study diary: time for today's %(mg)s mg (%(num)d tablet), on an empty "
+                                 "stomach. Reply 1 when taken.",
+                                 "Study diary: time for today's %(mg)s mg (%(num)d tablets), on an empty "
+                                 "stomach. Reply 1 when taken.", tablets, mg=f"{mg:g}"))
     return _render(lang, _l("Study diary: time for today's study tablets, on an empty stomach. "
                             "Reply 1 when taken."))
 
@@ -46,8 +50,10 @@ def dose_change(lang: str, *, day: int, mg: float, tablets: int, show_dose: bool
         return _render(lang, _l("Study diary: from day %(day)s, pause your study tablets until the team "
                                 "tells you. Questions: %(phone)s", day=day, phone=phone))
     if show_dose:
-        return _render(lang, _l("Study diary: from day %(day)s, take %(mg)s mg (%(tablets)s tablets) a day. "
-                                "Questions: %(phone)s", day=day, mg=f"{mg:g}", tablets=tablets, phone=phone))
+        return _render(lang, _nl("Study diary: from day %(day)s, take %(mg)s mg (%(num)d tablet) a day. "
+                                 "Questions: %(phone)s",
+                                 "Study diary: from day %(day)s, take %(mg)s mg (%(num)d tablets) a day. "
+                                 "Questions: %(phone)s", tablets, day=day, mg=f"{mg:g}", phone=phone))
     return _render(lang, _l("Study diary: your dose changes from day %(day)s; see the diary. "
                             "Questions: %(phone)s", day=day, phone=phone))
 
@@ -69,6 +75,11 @@ def reply_help(lang: str, *, phone: str) -> str:
                             "Questions: %(phone)s", phone=phone))
 
 
+def reply_forwarded(lang: str, *, phone: str, emergency: str) -> str:
+    return _render(lang, _l("Study diary: your message was passed to your study team. If it is urgent, "
+                            "call %(phone)s or %(emergency)s now.", phone=phone, emergency=emergency))
+
+
 def reply_opted_in(lang: str) -> str:
     return _render(lang, _l("Study diary: you will get reminder texts again. Reply STOP to end them."))
 
@@ -85,6 +96,11 @@ def sae_alert(lang: str, *, study_number: str, site_code: str, hours: int) -> st
     return _render(lang, _l("Study diary ALERT: a serious adverse event was recorded for participant %(number)s "
                             "(site %(site)s). Report it within %(hours)s hours.", number=study_number,
                             site=site_code, hours=hours))
+
+
+def critical_plt_alert(lang: str, *, study_number: str, site_code: str) -> str:
+    return _render(lang, _l("Study diary ALERT: participant %(number)s (site %(site)s) has a critical platelet "
+                            "count. Open the flag queue now.", number=study_number, site=site_code))
 
 
 def staff_digest(lang: str, *, day: date, open_flags: int, danger: int, missed: int,

@@ -58,6 +58,7 @@ SEVERITIES = {
 SYMPTOM_GROUPS = {
     "bleeding": _l("Bleeding"),
     "thrombosis": _l("Signs of a blood clot"),
+    "liver": _l("Signs of a liver problem"),
     "other": _l("Other"),
 }
 

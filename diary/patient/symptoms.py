@@ -56,7 +56,8 @@ def _after_report(saved):
     if saved.danger:
         # Rendered, not redirected: the instruction must appear even if the next request fails.
         chosen = [cfg().symptom(s["key"]) for s in saved.symptoms]
-        return render_template("patient/danger.html", danger=[s for s in chosen if s.danger],
-                               lang=me().language, site=my_site(), cfg=cfg())
+        danger = [s for s in chosen if s.danger]
+        return render_template("patient/danger.html", danger=danger, lang=me().language, site=my_site(),
+                               cfg=cfg(), emergency_first=any(s.emergency_first for s in danger))
     flash(_("Thank you. Your study team will see this. If you feel worse, call your study nurse."), "success")
     return redirect(url_for("patient.symptoms"), 303)

@@ -16,6 +16,9 @@ from diary.models import Course, DoseDecision, Flag, Message, Participant, Site
 from diary.scheduling.context import Jobs
 
 ALERT_PREFIX = "alert:"
+# The flags that wake the on-call phone: a danger symptom, and a PLT at or below the critical
+# threshold (rules.urgent_at_or_below), whether the count was entered or corrected.
+ALERT_KINDS = ("danger_symptom", "urgent_plt")
 FLAG_KINDS = ("danger_symptom", "missed_dose", "overdue_lab", "sms_failed", "opt_out")
 
 
@@ -30,7 +33,7 @@ def staff_number(site: Site, *, on_call: bool) -> str:
 
 
 def send_danger_alerts(session: Session, jobs: Jobs, now: datetime) -> int:
-    """Queue an on-call SMS for every open danger flag that has none yet.
+    """Queue an on-call SMS for every open danger-symptom or critical-PLT flag that has none yet.
 
     Derived from the flags rather than sent by the symptom form, so an alert whose web request
     died after the commit, or raised while the scheduler was down, is still sent. Quiet hours
@@ -40,12 +43,13 @@ def send_danger_alerts(session: Session, jobs: Jobs, now: datetime) -> int:
         .join(Site, Site.id == Flag.site_id)
         .join(Participant, Participant.id == Flag.participant_id)
         .outerjoin(Message, Message.dedupe_key == literal(ALERT_PREFIX) + Flag.key)
-        .where(Flag.kind == "danger_symptom", Flag.acknowledged_at.is_(None), Message.id.is_(None))
+        .where(Flag.kind.in_(ALERT_KINDS), Flag.acknowledged_at.is_(None), Message.id.is_(None))
         .order_by(Flag.id)
     ).all()
     queued = 0
     for flag, study_number, site in rows:
-        body = texts.danger_alert(jobs.staff_language, study_number=study_number, site_code=site.code)
+        alert = texts.critical_plt_alert if flag.kind == "urgent_plt" else texts.danger_alert
+        body = alert(jobs.staff_language, study_number=study_number, site_code=site.code)
         if enqueue(session, jobs.cipher, dedupe_key=ALERT_PREFIX + flag.key, kind="danger_alert",
                    site_id=site.id, to=staff_number(site, on_call=True), body=body, not_before=now,
                    participant_id=flag.participant_id, created_at=now):

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from diary import reminders
 from diary.messaging import texts
 from diary.messaging.gateway import sms_text
-from diary.models import Course, DoseDecision, DoseLog, Flag, LabResult, Message, Participant, Site
+from diary.models import Course, DoseDecision, DoseLog, Flag, LabResult, Message, Participant, Site, course_not_voided
 from diary.reminders import CourseState, Due
 from diary.scheduling.context import Jobs
 from diary.services.flags import raise_flag
@@ -44,7 +44,8 @@ class Running:
 def load_running(session: Session, jobs: Jobs, now: datetime) -> list[Running]:
     """Courses of active participants that run now or ended recently: four queries in all."""
     low, high = reminders.course_window(now, jobs.cfg)
-    window = (Course.start_date >= low, Course.start_date <= high, Participant.status == "active")
+    window = (Course.start_date >= low, Course.start_date <= high, Participant.status == "active",
+              course_not_voided())
 
     def by_course(stmt):
         grouped = defaultdict(list)
@@ -59,18 +60,19 @@ def load_running(session: Session, jobs: Jobs, now: datetime) -> list[Running]:
                             DoseLog.supersedes_id))
     labs = by_course(select(LabResult.course_id, LabResult.course_day))
     rows = session.exec(
-        select(Course.id, Course.start_date, Course.starting_dose_mg, Participant.id, Participant.site_id,
+        select(Course.id, Course.start_date, Course.starting_dose_mg, Course.last_day, Participant.id,
+               Participant.site_id,
                Participant.timezone, Participant.reminder_time, Participant.language,
                Participant.sms_opt_in, Participant.phone_enc)
         .join(Participant, Participant.id == Course.participant_id).where(*window)
     ).all()
     length = jobs.cfg.course_length_days
     running = []
-    for course_id, day1, start_mg, pid, site_id, tz, reminder_time, language, opt_in, phone_enc in rows:
+    for course_id, day1, start_mg, last_day, pid, site_id, tz, reminder_time, language, opt_in, phone_enc in rows:
         state = CourseState(
             course_id=course_id, day1=day1, tz=tz,
             reminder_time=reminders.parse_hhmm(reminder_time),
-            doses=reminders.doses_by_day(start_mg, decisions.get(course_id, ()), length),
+            doses=reminders.doses_by_day(start_mg, decisions.get(course_id, ()), length, last_day),
             logged=reminders.current_log_days(logs.get(course_id, ())),
             drawn=frozenset(day for (day,) in labs.get(course_id, ())),
         )

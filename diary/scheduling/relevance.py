@@ -41,7 +41,8 @@ def course_state(session: Session, jobs: Jobs, course: Course, participant: Part
     return CourseState(
         course_id=course.id, day1=course.start_date, tz=participant.timezone,
         reminder_time=reminders.parse_hhmm(participant.reminder_time),
-        doses=reminders.doses_by_day(course.starting_dose_mg, decisions, jobs.cfg.course_length_days),
+        doses=reminders.doses_by_day(course.starting_dose_mg, decisions, jobs.cfg.course_length_days,
+                                     course.last_day),
         logged=reminders.current_log_days(logs), drawn=frozenset(drawn),
     )
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from diary import study
-from diary.models import Course, DoseDecision, DoseLog, Flag, LabResult, Participant, Site
+from diary.models import Course, DoseDecision, DoseLog, Flag, LabResult, Participant, Site, course_not_voided
 from diary.study import DoseStatus, StudyConfig
 
 COURSE_STATES = ("running", "finished", "upcoming")
@@ -186,7 +186,8 @@ def _build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: fro
     if filters.cohort:
         scope.append(Participant.cohort == filters.cohort)
     participant_ids = select(Participant.id).where(*scope).scalar_subquery()
-    course_ids = select(Course.id).where(Course.participant_id.in_(participant_ids)).scalar_subquery()
+    course_ids = select(Course.id).where(Course.participant_id.in_(participant_ids),
+                                         course_not_voided()).scalar_subquery()
 
     # 1–7: one query per table, each bounded by the same scope. Core rows (no ORM identity map):
     # 8,000 courses' worth of rows is most of the page's cost.
@@ -197,7 +198,8 @@ def _build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: fro
                Participant.status, Participant.timezone, Participant.ended_at).where(*scope)).all()}
     courses = conn.execute(
         select(Course.id, Course.participant_id, Course.cycle_number, Course.start_date,
-               Course.starting_dose_mg).where(Course.participant_id.in_(participant_ids))).all()
+               Course.starting_dose_mg, Course.last_day)
+        .where(Course.participant_id.in_(participant_ids), course_not_voided())).all()
     decisions: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for course_id, effective_day, dose_mg in conn.execute(
             select(DoseDecision.course_id, DoseDecision.effective_day, DoseDecision.dose_mg)
@@ -220,14 +222,15 @@ def _build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: fro
                 overdue_draws=[], upcoming_draws=[], course_length=cfg.course_length_days)
     today_in: dict[str, date] = {}
     length = timedelta(days=cfg.course_length_days - 1)
-    for course_id, participant_id, cycle, day1, starting_mg in courses:
+    for course_id, participant_id, cycle, day1, starting_mg, last_day in courses:
         _, number, site_id, cohort, status, tz, ended_at = participants[participant_id]
         today = today_in.get(tz)
         if today is None:
             today = today_in[tz] = study.local_date(now, tz)
         state = "upcoming" if today < day1 else "finished" if today > day1 + length else "running"
         taken_mask, not_taken_mask = masks.get(course_id, (0, 0))
-        inputs = CourseInputs(day1, starting_mg, tuple(decisions.get(course_id, ())), taken_mask, not_taken_mask,
+        signed = tuple(study.decisions_with_end(decisions.get(course_id, ()), last_day))
+        inputs = CourseInputs(day1, starting_mg, signed, taken_mask, not_taken_mask,
                               tz, study.local_date(ended_at, tz) if ended_at is not None else None)
         taken, not_taken, missed = course_counts(inputs, now, today, cfg)
         counted = taken + not_taken + missed

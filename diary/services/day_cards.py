@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from sqlmodel import Session, select
 
 from diary import study
-from diary.models import Course, DoseLog, Participant
+from diary.models import Course, DoseLog, Participant, course_not_voided
 from diary.services import dosing
 from diary.services.dosing import DayPlan, DoseLogError
 from diary.study import DoseStatus, StudyConfig
@@ -61,7 +61,8 @@ def check_client_key(key: object) -> str:
 
 def courses_of(session: Session, participant: Participant) -> list[Course]:
     return list(session.exec(
-        select(Course).where(Course.participant_id == participant.id).order_by(Course.cycle_number)
+        select(Course).where(Course.participant_id == participant.id, course_not_voided())
+        .order_by(Course.cycle_number)
     ).all())
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from diary import audit
-from diary.models import Course, DoseDecision, LabResult, Participant, StaffUser
+from diary.models import Course, DoseDecision, LabResult, Participant, Site, StaffUser
 from diary.study import DoseSuggestion, StudyConfig, dose_for_day, platelet_grade, suggest_dose
 
 
@@ -98,5 +98,6 @@ def propose(session: Session, cfg: StudyConfig, *, course: Course, lab: LabResul
 
     current = dose_in_force(course, course_decisions(session, course), effective_day)
     baseline = baseline_plt(course_labs(session, course)) if lab.course_day > 0 else None
-    return Proposal(lab=lab, grade=platelet_grade(lab.plt, cfg), current_dose_mg=current,
+    site = session.get(Site, session.get(Participant, course.participant_id).site_id)
+    return Proposal(lab=lab, grade=platelet_grade(lab.plt, cfg, site.plt_lln), current_dose_mg=current,
                     baseline_plt=baseline, suggestion=suggest_dose(current, lab.plt, baseline, cfg))

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary import audit, study
-from diary.models import Course, DoseDecision, DoseLog, Participant
+from diary.models import Course, DoseDecision, DoseLog, Participant, course_not_voided
 from diary.study import DoseStatus, StudyConfig
 
 # A phone clock a few minutes fast must not make a dose "in the future".
@@ -66,7 +66,8 @@ def plan_days(
     cfg: StudyConfig, now: datetime, tz: str,
 ) -> list[DayPlan]:
     """The course's days with dose, tablets and status. Pure: the caller loads the rows."""
-    signed = [(d.effective_day, d.dose_mg) for d in sorted(decisions, key=lambda d: d.id)]
+    signed = study.decisions_with_end([(d.effective_day, d.dose_mg) for d in sorted(decisions, key=lambda d: d.id)],
+                                      course.last_day)
     by_day = current_logs(logs)
     plans = []
     for day, day_date in enumerate(study.course_dates(course.start_date, cfg), start=1):
@@ -92,7 +93,7 @@ def load_plan(session: Session, course: Course, cfg: StudyConfig, now: datetime,
 def course_for(session: Session, participant: Participant, today: date, cfg: StudyConfig) -> Course | None:
     """The course running today; else the next one; else the most recent one."""
     courses = session.exec(
-        select(Course).where(Course.participant_id == participant.id).order_by(Course.start_date)
+        select(Course).where(Course.participant_id == participant.id, course_not_voided()).order_by(Course.start_date)
     ).all()
     length = timedelta(days=cfg.course_length_days - 1)
     for course in courses:

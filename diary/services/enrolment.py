@@ -9,7 +9,7 @@ from sqlmodel import Session, func, select
 
 from diary import audit, study
 from diary.crypto import DataCipher, normalize_phone
-from diary.models import COHORTS, LANGUAGES, Course, Participant, Site
+from diary.models import COHORTS, LANGUAGES, Course, Participant, Site, course_not_voided
 from diary.services import FieldError
 from diary.study import StudyConfig
 
@@ -101,11 +101,11 @@ def open_course(
     if start <= infusion_date:
         raise EnrolmentError("start_date", "before_infusion")
     previous = session.exec(
-        select(Course).where(Course.participant_id == participant.id)
+        select(Course).where(Course.participant_id == participant.id, course_not_voided())
         .order_by(Course.cycle_number.desc()).limit(1)
     ).first()
     if previous is not None:
-        last_day = previous.start_date + timedelta(days=cfg.course_length_days - 1)
+        last_day = previous.start_date + timedelta(days=(previous.last_day or cfg.course_length_days) - 1)
         if start <= last_day:
             raise EnrolmentError("start_date", "overlaps")
     cycle = (session.exec(

@@ -123,7 +123,12 @@ TABLES: tuple[Table, ...] = (
         col("adc_drug", "text", "ADC given (study.toml adc_drugs)"),
         col("infusion_date", "date", "ADC infusion date"), col("start_date", "date", "Course day 1"),
         col("starting_dose_mg", "number", "Starting dose, mg/day"),
-        col("created_by", "integer", "Staff id"), col("created_at", "datetime", "Recorded at")),
+        col("created_by", "integer", "Staff id"), col("created_at", "datetime", "Recorded at"),
+        col("voided_at", "datetime", "Voided (entered in error): excluded from reminders and adherence"),
+        col("voided_by", "integer", "Staff id who voided it"), col("void_reason", "text", "Why it was voided"),
+        col("last_day", "integer", "Ended early: last course day dosed (empty: the full course)"),
+        col("ended_early_by", "integer", "Staff id who ended it early"),
+        col("end_early_reason", "text", "Why it ended early")),
         _participant_scope(Course)),
     Table("lab_results.csv", "Blood counts (superseded rows kept; see supersedes_id)", LabResult, (
         col("id", "integer", "Result id"), col("course_id", "integer", "Course id"), COURSE_STUDY_NUMBER,

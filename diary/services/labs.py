@@ -19,8 +19,9 @@ class LabError(ValueError):
         self.message = message
 
 
-def _check_values(cfg: StudyConfig, course_day: int, **values: float | None) -> None:
-    """Refuse implausible counts and days outside the course, naming the field."""
+def _check_values(cfg: StudyConfig, course_day: int, confirmed: bool, **values: float | None) -> None:
+    """Refuse implausible counts and days outside the course, naming the field; a critically low
+    PLT (0 or ≤ rules.confirm_at_or_below) is refused until the nurse confirms it."""
     for name, value in values.items():
         if value is not None:
             try:
@@ -29,6 +30,8 @@ def _check_values(cfg: StudyConfig, course_day: int, **values: float | None) -> 
                 raise LabError(name, str(exc)) from None
     if not 0 <= course_day <= cfg.course_length_days:
         raise LabError("course_day", "outside the course")
+    if not confirmed and study.plt_needs_confirmation(values["plt"], cfg):
+        raise LabError("plt", "confirm")
 
 
 def record_lab(
@@ -43,9 +46,10 @@ def record_lab(
     now: datetime,
     hb: float | None = None,
     anc: float | None = None,
+    confirmed: bool = False,
 ) -> LabResult:
     """Store one blood count; implausible values are refused and nothing is written."""
-    _check_values(cfg, course_day, plt=plt, hb=hb, anc=anc)
+    _check_values(cfg, course_day, confirmed, plt=plt, hb=hb, anc=anc)
     participant = session.get(Participant, course.participant_id)
     lab = LabResult(course_id=course.id, course_day=course_day, drawn_on=drawn_on, plt=plt,
                     hb=hb, anc=anc, entered_by=staff_id, entered_at=now)
@@ -83,6 +87,7 @@ def correct_lab(
     now: datetime,
     hb: float | None = None,
     anc: float | None = None,
+    confirmed: bool = False,
 ) -> LabResult:
     """Replace a mistyped blood count: a new row superseding the old, with a reason."""
     reason = (reason or "").strip()
@@ -90,7 +95,7 @@ def correct_lab(
         raise LabError("reason", "required")
     if session.exec(select(LabResult.id).where(LabResult.supersedes_id == lab.id)).first():
         raise LabError("lab", "already corrected")
-    _check_values(cfg, course_day, plt=plt, hb=hb, anc=anc)
+    _check_values(cfg, course_day, confirmed, plt=plt, hb=hb, anc=anc)
     participant = session.get(Participant, session.get(Course, lab.course_id).participant_id)
     corrected = LabResult(course_id=lab.course_id, course_day=course_day, drawn_on=drawn_on, plt=plt,
                           hb=hb, anc=anc, entered_by=staff_id, entered_at=now, supersedes_id=lab.id,

@@ -49,6 +49,8 @@ def sign_screening(
         "measures": measures.as_dict(),
         "answers": {k: v for k, v in answers.items() if k in known},
         "ccr_ml_min": None if outcome.ccr is None else round(outcome.ccr, 1),
+        # As shown before signing: the unit is where enrolment errors have come from.
+        "creatinine_mg_dl": None if (cr := measures.creatinine_in_mg_dl()) is None else round(cr, 3),
         "results": [{"key": r.criterion.key, "label": r.criterion.label, "ok": r.ok, "detail": r.detail,
                      "missing": list(r.missing)} for r in outcome.results],
     }

@@ -13,6 +13,9 @@ from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
 SEVERITIES = ("mild", "moderate", "severe")
+# Recorded when a report with a danger answer leaves "how bad" blank: a danger answer is never
+# refused for a missing detail (issue 10, finding 1).
+NOT_STATED = "not_stated"
 
 
 class SymptomError(ValueError):
@@ -21,15 +24,21 @@ class SymptomError(ValueError):
         self.code = code
 
 
-def _danger_answers(symptoms: list[dict], cfg: StudyConfig) -> list:
-    """The danger symptoms among the answers; refuses unknown symptoms and missing severities."""
+def _danger_answers(symptoms: list[dict], cfg: StudyConfig) -> tuple[list, list[dict]]:
+    """The danger symptoms among the answers, and the answers to store.
+
+    Refuses unknown symptoms, and a missing severity only when nothing ticked is a danger sign: a
+    report with a danger answer is stored at once, any blank severity recorded as "not stated"."""
     try:
         danger = study.danger_symptoms([s.get("key") for s in symptoms], cfg)
     except ValueError:
         raise SymptomError("unknown_symptom") from None
-    if any(s.get("severity") not in SEVERITIES for s in symptoms):
+    stated = [s.get("severity") in SEVERITIES for s in symptoms]
+    if not danger and not all(stated):
         raise SymptomError("severity_required")
-    return danger
+    answers = [{"key": s["key"], "severity": s["severity"] if ok else NOT_STATED}
+               for s, ok in zip(symptoms, stated, strict=True)]
+    return danger, answers
 
 
 def report_symptoms(
@@ -53,10 +62,10 @@ def report_symptoms(
         return _replayed(existing, participant)
     if not symptoms:
         raise SymptomError("nothing_chosen")
-    danger = _danger_answers(symptoms, cfg)
+    danger, answers = _danger_answers(symptoms, cfg)
     report = SymptomReport(
         participant_id=participant.id, course_id=course_id, noticed_at=noticed_at,
-        symptoms=[{"key": s["key"], "severity": s["severity"]} for s in symptoms],
+        symptoms=answers,
         danger=bool(danger), note=(note or "").strip()[:1000] or None, source=source,
         staff_id=staff_id, received_at=now, client_key=client_key,
     )
@@ -80,7 +89,15 @@ def report_symptoms(
         raise_flag(
             session, key=f"danger:{report.id}", kind="danger_symptom", site_id=participant.site_id,
             participant_id=participant.id, now=now,
-            detail="Danger symptom: " + ", ".join(s.label_en for s in danger),
+            detail="Danger symptom: " + ", ".join(s.label_en for s in danger) + _quoted(report.note),
+        )
+    elif report.note:
+        # The participant is told the team will see the note: a flag is how staff see things.
+        raise_flag(
+            session, key=f"note:{report.id}", kind="participant_message", site_id=participant.site_id,
+            participant_id=participant.id, now=now,
+            detail="Note with a symptom report (" + ", ".join(a["key"] for a in answers) + ")"
+                   + _quoted(report.note),
         )
     return report
 
@@ -90,6 +107,11 @@ def _replayed(existing: SymptomReport, participant: Participant) -> SymptomRepor
         # Another participant's key: refuse without revealing their report.
         raise SymptomError("client_key_reused")
     return existing
+
+
+def _quoted(note: str | None) -> str:
+    """The participant's own words for a flag's detail (the flag keeps 500 characters)."""
+    return f' — participant\'s note: "{note}"' if note else ""
 
 
 def correct_symptoms(
@@ -114,11 +136,11 @@ def correct_symptoms(
         return existing
     if session.exec(select(SymptomReport.id).where(SymptomReport.supersedes_id == report.id)).first():
         raise SymptomError("already_corrected")
-    danger = _danger_answers(symptoms, cfg)
+    danger, answers = _danger_answers(symptoms, cfg)
     participant = session.get(Participant, report.participant_id)
     corrected = SymptomReport(
         participant_id=report.participant_id, course_id=report.course_id, noticed_at=report.noticed_at,
-        symptoms=[{"key": s["key"], "severity": s["severity"]} for s in symptoms], danger=bool(danger),
+        symptoms=answers, danger=bool(danger),
         note=(note or "").strip()[:1000] or report.note, source="staff", staff_id=staff_id,
         received_at=now, client_key=client_key, supersedes_id=report.id, correction_reason=reason[:500],
     )

@@ -8,6 +8,7 @@ import io
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlmodel import select
@@ -116,7 +117,8 @@ def dispense(course_id: int):
     if request.method == "POST":
         row, warnings, status = _save(form, course=course, p=p, kind="dispensed")
         if row is not None:
-            flash(_("%(n)d tablets dispensed for cycle %(c)d.", n=row.tablets, c=course.cycle_number), "success")
+            flash(ngettext("%(num)d tablet dispensed for cycle %(c)d.", "%(num)d tablets dispensed for cycle %(c)d.",
+                           row.tablets, c=course.cycle_number), "success")
             return redirect(url_for("staff.participant_accountability", participant_id=p.id))
     return render_template("staff/records/dispense.html", p=p, course=course, form=form, warnings=warnings,
                            action=url_for("staff.dispense", course_id=course.id)), status
@@ -132,7 +134,8 @@ def drug_return(course_id: int):
         row, _w, status = _save(form, course=course, p=p, kind="returned")
         if row is not None:
             account = service.course_account(db.session(), study_config(), records_config(), course)
-            flash(_("%(n)d tablets returned for cycle %(c)d.", n=row.tablets, c=course.cycle_number), "success")
+            flash(ngettext("%(num)d tablet returned for cycle %(c)d.", "%(num)d tablets returned for cycle %(c)d.",
+                           row.tablets, c=course.cycle_number), "success")
             if account.reconciliation.discrepant:
                 flash(_("%(n)+d tablets are unaccounted for: a flag was raised.",
                         n=account.reconciliation.unaccounted), "error")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 
 from diary import clock, db, study
@@ -44,8 +45,9 @@ def _default_day(course, participant, lab) -> int:
 def _form(proposal, effective_day: int, formdata=None) -> DecisionForm:
     cfg = study_config()
     form = DecisionForm(formdata=formdata, dose_mg=proposal.suggestion.dose_mg, effective_day=effective_day)
-    form.dose_mg.choices = options([(float(mg), _("%(mg)s mg (%(n)d tablets)", mg=f"{mg:g}",
-                                          n=study.tablet_count(mg, cfg)) if mg else _("0 mg — hold"))
+    form.dose_mg.choices = options([(float(mg), ngettext("%(mg)s mg (%(num)d tablet)", "%(mg)s mg (%(num)d tablets)",
+                                                         study.tablet_count(mg, cfg), mg=f"{mg:g}")
+                                     if mg else _("0 mg — hold"))
                                     for mg in cfg.dose_levels_mg])
     form.effective_day.choices = options((d, str(d)) for d in range(1, cfg.course_length_days + 1))
     return form

@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlmodel import select
 
-from diary import clock, db
+from diary import clock, db, eligibility
 from diary.auth import policy, staff_required
 from diary.auth import services as auth
 from diary.eligibility import Measures
@@ -21,13 +21,18 @@ from diary.staff.forms import EnrolForm, ScreeningForm, options
 from diary.staff.participants import activation_url, enrolment_error
 
 MEASURE_FIELDS = ("age_years", "sex", "weight_kg", "creatinine", "creatinine_unit", "creatinine_uln",
-                  "bilirubin", "bilirubin_uln", "alt", "alt_uln", "ast", "ast_uln", "inr", "inr_uln", "ecog",
-                  "plt", "liver_metastasis", "adc_planned", "previous_nadir_plt", "same_regimen_two_cycles")
+                  "bilirubin", "bilirubin_uln", "alt", "alt_uln", "ast", "ast_uln", "inr", "inr_uln", "aptt",
+                  "aptt_uln", "ecog", "plt", "liver_metastasis", "adc_planned", "previous_nadir_plt",
+                  "same_regimen_two_cycles")
 YES_NO_FIELDS = ("liver_metastasis", "adc_planned", "same_regimen_two_cycles")
 MEASURE_ERRORS = {
     "out_of_range": _l("This value is outside the plausible range."),
     "whole_number": _l("Enter a whole number."),
     "unknown": _l("Choose a value from the list."),
+    "out_of_range_for_unit": _l("This value is not plausible in the unit chosen (µmol/L: 20–1500; mg/dL: 0.2–15). "
+                                "Check the unit."),
+    "implausible_clearance": _l("This creatinine gives a creatinine clearance above any a kidney can reach. "
+                                "Check the value and its unit."),
 }
 
 
@@ -70,13 +75,20 @@ def new_screening():
     if request.method == "POST":
         answers = _answers()
         status = 400
+        checking = "check" in request.form
+        if checking:
+            # "Check the values" shows the converted creatinine, the CrCl and the outcome; nothing is signed.
+            form.password.validators = []
         if form.validate():
             measures = _measures(form)
-            errors = measures.errors()
+            errors = measures.errors() or measures.clearance_error(checklist().thresholds)
             for name, code in errors.items():
                 getattr(form, name).errors = [str(MEASURE_ERRORS[code])]
             if not current_user.can_see_site(form.site_id.data):
                 abort(403)
+            if not errors and checking:
+                outcome = eligibility.evaluate(checklist(), form.cohort.data, measures, answers)
+                return _render_form(form, answers, preview=(measures, outcome)), 200
             if not errors:
                 s, now = db.session(), clock.now()
                 staff = s.get(StaffUser, current_user.id)
@@ -102,8 +114,9 @@ def new_screening():
     return _render_form(form, answers), status
 
 
-def _render_form(form: ScreeningForm, answers: dict):
-    return render_template("staff/screening_form.html", form=form, answers=answers, checklist=checklist())
+def _render_form(form: ScreeningForm, answers: dict, preview=None):
+    return render_template("staff/screening_form.html", form=form, answers=answers, checklist=checklist(),
+                           preview=preview)
 
 
 @bp.get("/screenings/<int:screening_id>")

@@ -3,6 +3,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     FloatField,
     IntegerField,
@@ -53,6 +54,8 @@ class ScreeningForm(FlaskForm):
     ast_uln = number(_l("AST ULN"))
     inr = number(_l("INR"))
     inr_uln = number(_l("INR ULN"))
+    aptt = number(_l("APTT (seconds)"))
+    aptt_uln = number(_l("APTT ULN (seconds)"))
     ecog = number(_l("ECOG performance status (0–5)"))
     plt = number(_l("Screening PLT (×10⁹/L)"))
     liver_metastasis = RadioField(_l("Liver metastasis"), choices=YES_NO, default="")
@@ -79,6 +82,18 @@ class CourseForm(FlaskForm):
     start_date = DateField(_l("Course day 1 (empty: the day after the infusion)"), validators=[Optional()])
 
 
+class VoidCourseForm(FlaskForm):
+    reason = TextAreaField(_l("Why this course was entered in error"), validators=REASON)
+    password = PasswordField(_l("Your password (signature)"), validators=[DataRequired()])
+
+
+class EndCourseEarlyForm(FlaskForm):
+    last_day = IntegerField(_l("Last course day dosed"), validators=[InputRequired(_l("Enter the course day.")),
+                                                                      NumberRange(min=1)])
+    reason = TextAreaField(_l("Why the course ends early"), validators=REASON)
+    password = PasswordField(_l("Your password (signature)"), validators=[DataRequired()])
+
+
 class EndForm(FlaskForm):
     status = RadioField(_l("End of participation"), validators=[DataRequired()],
                         choices=options([("withdrawn", _l("Withdrawn")), ("completed", _l("Completed"))]))
@@ -92,6 +107,8 @@ class LabForm(FlaskForm):
     plt = number(_l("PLT (×10⁹/L)"), required=True)
     hb = number(_l("Hb (g/L, optional)"))
     anc = number(_l("ANC (×10⁹/L, optional)"))
+    # Shown once a critically low PLT was refused unconfirmed (rules.confirm_at_or_below).
+    confirm_low = BooleanField(_l("I have checked the report: this very low PLT is correct"))
 
 
 class LabCorrectionForm(LabForm):

@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from diary import clock, db, study
 from diary.auth import staff_required
-from diary.models import LabResult
+from diary.models import LabResult, Site
 from diary.services import labs as lab_service
 from diary.staff.common import bp, course_in_scope, study_config
 from diary.staff.forms import LabCorrectionForm, LabForm
@@ -16,8 +16,11 @@ from diary.staff.forms import LabCorrectionForm, LabForm
 NAMES = {"plt": "PLT", "hb": "Hb", "anc": "ANC"}
 
 
-def refusal(cfg, field: str) -> str:
+def refusal(cfg, field: str, code: str = "") -> str:
     """The message for a refused value: what is wrong and what range is plausible."""
+    if field == "plt" and code == "confirm":
+        return _("A PLT this low (≤ %(tier)s×10⁹/L) is critical. Check the report for a typo, then tick the "
+                 "box below to confirm it and save again.", tier=f"{cfg.rules.confirm_at_or_below:g}")
     if field in NAMES:
         low, high = getattr(cfg, f"{field}_range")
         return _("%(name)s must be between %(low)s and %(high)s %(unit)s. Check the report for a typo.",
@@ -46,13 +49,14 @@ def enter_lab(course_id: int):
         try:
             lab = lab_service.record_lab(
                 s, cfg, course=course, course_day=form.course_day.data, drawn_on=form.drawn_on.data,
-                plt=form.plt.data, hb=form.hb.data, anc=form.anc.data, staff_id=current_user.id, now=clock.now())
+                plt=form.plt.data, hb=form.hb.data, anc=form.anc.data, staff_id=current_user.id, now=clock.now(),
+                confirmed=form.confirm_low.data)
         except lab_service.LabError as exc:
             s.rollback()
-            getattr(form, exc.field).errors = [refusal(cfg, exc.field)]
+            getattr(form, exc.field).errors = [refusal(cfg, exc.field, exc.message)]
         else:
             s.commit()
-            grade = study.platelet_grade(lab.plt, cfg)
+            grade = study.platelet_grade(lab.plt, cfg, s.get(Site, p.site_id).plt_lln)
             flash(_("PLT %(plt)s×10⁹/L saved (CTCAE grade %(grade)d).", plt=f"{lab.plt:g}", grade=grade), "success")
             if lab.course_day == 0:
                 return redirect(url_for("staff.participant", participant_id=p.id, _anchor=f"course-{course.id}"))
@@ -78,11 +82,12 @@ def correct_lab(lab_id: int):
                 lab_service.correct_lab(
                     s, cfg, lab=lab, course_day=form.course_day.data, drawn_on=form.drawn_on.data,
                     plt=form.plt.data, hb=form.hb.data, anc=form.anc.data, staff_id=current_user.id,
-                    reason=form.reason.data, now=clock.now())
+                    reason=form.reason.data, now=clock.now(), confirmed=form.confirm_low.data)
             except lab_service.LabError as exc:
                 s.rollback()
                 target = getattr(form, exc.field, None)
-                message = _("This result was already corrected.") if exc.field == "lab" else refusal(cfg, exc.field)
+                message = (_("This result was already corrected.") if exc.field == "lab"
+                           else refusal(cfg, exc.field, exc.message))
                 if target is not None:
                     target.errors = [message]
                 else:

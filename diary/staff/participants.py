@@ -17,6 +17,7 @@ from diary.auth import participant_in_scope, policy, staff_required
 from diary.auth import services as auth
 from diary.crypto import mask_phone
 from diary.models import AuditEvent, Course, Participant, Site, StaffUser, SymptomReport
+from diary.services import courses as course_service
 from diary.services import dosing, enrolment, symptoms
 from diary.staff import chart, timeline
 from diary.staff.adverse_events import participant_records, sae_clocks
@@ -72,6 +73,7 @@ def _course_view(course: Course, participant: Participant, now: datetime) -> dic
     from diary.services import labs as lab_service
 
     cfg, s = study_config(), db.session()
+    lln = s.get(Site, participant.site_id).plt_lln  # the site laboratory's LLN, if it set one
     labs = lab_service.course_labs(s, course)
     signed = decision_service.course_decisions(s, course)
     plan = dosing.load_plan(s, course, cfg, now, participant.timezone)
@@ -82,8 +84,8 @@ def _course_view(course: Course, participant: Participant, now: datetime) -> dic
                        drawn_on=today)
     return {
         "course": course, "plan": plan, "labs": labs, "decisions": signed, "today_day": today_day,
-        "nadir": study.nadir((lab.plt for lab in labs if lab.course_day > 0), cfg),
-        "grades": {lab.id: study.platelet_grade(lab.plt, cfg) for lab in labs},
+        "nadir": study.nadir((lab.plt for lab in labs if lab.course_day > 0), cfg, lln),
+        "grades": {lab.id: study.platelet_grade(lab.plt, cfg, lln) for lab in labs},
         "awaiting": [lab for lab in labs if lab.id not in decided and lab.course_day > 0],
         "chart": chart.plt_chart(labs, signed, cfg, title=f"{participant.study_number} · C{course.cycle_number}"),
         "lab_form": lab_form,
@@ -164,6 +166,13 @@ def open_course(participant_id: int):
     if not form.validate():
         flash(_("Enter the drug and the infusion date."), "error")
         return redirect(url_for("staff.participant", participant_id=p.id))
+    warnings = course_service.infusion_warnings(
+        db.session(), study_config(), participant=p, infusion_date=form.infusion_date.data,
+        today=study.local_date(clock.now(), p.timezone))
+    if warnings and request.form.get("confirmed") != "1":
+        # A second look, not a refusal: the form comes back with what is odd about the date.
+        return render_template("staff/course_confirm.html", p=p, form=form, warnings=warnings,
+                               cfg=study_config())
     try:
         course = enrolment.open_course(
             db.session(), study_config(), participant=p, adc_drug=form.adc_drug.data,
@@ -250,7 +259,7 @@ def correct_symptoms(report_id: int):
     status, error = 200, None
     if request.method == "POST":
         chosen = {sym.key: request.form.get(f"sym-{sym.key}") for sym in cfg.symptoms
-                  if request.form.get(f"sym-{sym.key}") in symptoms.SEVERITIES}
+                  if request.form.get(f"sym-{sym.key}") in (*symptoms.SEVERITIES, symptoms.NOT_STATED)}
         if form.validate():
             try:
                 symptoms.correct_symptoms(

@@ -21,6 +21,7 @@ FLAG_KIND = {
     "urgent_plt": _l("Urgent PLT"),
     "sae": _l("Serious adverse event"),
     "accountability": _l("Tablet count discrepancy"),
+    "participant_message": _l("Message from participant"),
 }
 ACTION = {
     "continue": _l("continue"), "increase": _l("increase"), "reduce": _l("reduce"), "hold": _l("hold"),
@@ -37,7 +38,8 @@ ADC_DRUG = {
     "other": _l("other"),
 }
 SOURCE = {"participant": _l("participant"), "staff": _l("staff"), "sms": _l("SMS reply")}
-SEVERITY = {"mild": _l("mild"), "moderate": _l("moderate"), "severe": _l("severe")}
+SEVERITY = {"mild": _l("mild"), "moderate": _l("moderate"), "severe": _l("severe"),
+            "not_stated": _l("severity not stated")}
 NOT_TAKEN_REASON = {
     "forgot": _l("forgot"), "vomited": _l("vomited"), "side_effects": _l("side effects"),
     "doctor_said": _l("doctor said so"), "other": _l("other reason"),

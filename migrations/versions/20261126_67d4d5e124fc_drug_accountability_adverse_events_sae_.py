@@ -1,7 +1,7 @@
 """drug accountability, adverse events, SAE reports
 
 Revision ID: 67d4d5e124fc
-Revises: d65bac2b6395
+Revises: 8a3d6f1b2c57
 Create Date: 2026-11-26 19:13:47.237316
 
 """
@@ -16,7 +16,7 @@ import diary.sqltypes
 
 # revision identifiers, used by Alembic.
 revision: str = '67d4d5e124fc'
-down_revision: Union[str, Sequence[str], None] = 'd65bac2b6395'
+down_revision: Union[str, Sequence[str], None] = '8a3d6f1b2c57'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

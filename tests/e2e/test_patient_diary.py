@@ -84,7 +84,7 @@ def test_activate_set_a_pin_check_off_and_undo(page, live_server, world, session
     page.get_by_label("Type the same PIN again").fill("2580")
     page.get_by_role("button", name="Save my PIN").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Day 3 of 14")
-    expect(page.get_by_text("2 tablets (2.5 mg each) = 5 mg hetrombopag, once.").first).to_be_visible()
+    expect(page.get_by_text("Take 5 mg hetrombopag (2 tablets) today, once.").first).to_be_visible()
     assert axe_violations(page) == []
 
     page.get_by_label("I took it on an empty stomach").first.check()

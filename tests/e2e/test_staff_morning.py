@@ -66,5 +66,5 @@ def test_a_nurses_morning_ends_with_a_signed_hold_on_the_participants_phone(
     page.get_by_label("Mobile phone number").fill(world.phones["pa"])
     page.get_by_label("PIN").fill(PIN)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text("Do not take any tablets today.")).to_be_visible()
+    expect(page.get_by_text("Do not take your study tablets (hetrombopag) today.")).to_be_visible()
     assert console_errors == []

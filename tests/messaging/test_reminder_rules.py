@@ -1,6 +1,6 @@
 """Reminder rules a participant or the study team would notice, one behaviour per test."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -8,7 +8,8 @@ from sqlmodel import select
 
 from diary.models import Flag, Message
 from diary.scheduling.alerts import queue_dose_change_notice
-from diary.services import decisions, dosing, symptoms
+from diary.services import courses, decisions, dosing, labs, symptoms
+from diary.services.flags import raise_flag
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY1 = date(2026, 11, 30)  # course day 3 on 2 December
@@ -204,6 +205,59 @@ def test_a_danger_symptom_texts_the_on_call_phone_at_once_even_at_night(app, sms
 
     [alert] = sms.sent_to(world.sites["A"].on_call_phone)
     assert p.study_number in alert["body"] and "blood" not in alert["body"].lower()
+
+
+def test_a_critical_platelet_count_texts_the_on_call_phone_within_one_tick(app, sms, enrol, session, world, cfg):
+    # Issue 10, finding 6: PLT ≤ rules.urgent_at_or_below escalates like a danger symptom.
+    p, course, phone = enrol(day1=DAY1)
+    labs.record_lab(session, cfg, course=course, course_day=7, drawn_on=DAY1 + timedelta(days=6), plt=15,
+                    staff_id=world.staff["nurse_a"].id, now=at(7, "23:00"))
+    session.commit()
+
+    sms.tick(at(7, "23:10"))
+    sms.tick(at(7, "23:20"))
+
+    [alert] = sms.sent_to(world.sites["A"].on_call_phone)
+    assert p.study_number in alert["body"] and "血小板计数处于危急值" in alert["body"]
+
+
+def test_a_corrected_count_that_is_critical_texts_the_on_call_phone(app, sms, enrol, session, world, cfg):
+    # The alert keys off the urgent_plt flag, so it follows whichever lab service raised it.
+    p, course, phone = enrol(day1=DAY1)
+    raise_flag(session, key="urgent_plt:corrected-7", kind="urgent_plt", site_id=p.site_id,
+               participant_id=p.id, now=at(7, "10:05"), detail="PLT 15×10⁹/L on day 7 (corrected)")
+    session.commit()
+
+    sms.tick(at(7, "10:10"))
+
+    assert len(sms.sent_to(world.sites["A"].on_call_phone)) == 1
+
+
+def test_a_voided_course_sends_no_reminder_and_raises_no_missed_flag(app, sms, enrol, session, world):
+    # Issue 10, finding 7: a course entered in error must not text anyone.
+    p, course, phone = enrol(day1=DAY1)
+    courses.void_course(session, course=course, reason="wrong infusion date", signer=world.staff["investigator_a"],
+                        now=at(1, "20:00"))
+    session.commit()
+
+    sms.tick(at(2, "08:00"))
+    sms.tick(at(3, "12:30"))
+
+    assert sms.sent_to(phone) == []
+    assert session.exec(select(Flag).where(Flag.participant_id == p.id)).all() == []
+
+
+def test_days_after_an_early_end_are_neither_reminded_nor_missed(app, sms, enrol, session, world, cfg):
+    p, course, phone = enrol(day1=DAY1)
+    courses.end_course_early(session, cfg, course=course, last_day=2, reason="PLT recovered",
+                             signer=world.staff["investigator_a"], now=at(1, "20:00"))
+    session.commit()
+
+    sms.tick(at(2, "08:00"))  # day 3
+    sms.tick(at(3, "12:30"))  # day 3's cutoff has passed
+
+    assert kinds(sms, phone) == []
+    assert session.exec(select(Flag).where(Flag.key == f"missed:{course.id}:3")).first() is None
 
 
 def test_the_daily_digest_goes_to_the_site_number_once_with_counts(app, sms, enrol, session):

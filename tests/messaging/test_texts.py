@@ -25,9 +25,12 @@ RENDERINGS = {
     "reply: logged": lambda lang: texts.reply_logged(lang),
     "reply: nothing due": lambda lang: texts.reply_nothing_due(lang, phone=PHONE),
     "reply: help": lambda lang: texts.reply_help(lang, phone=PHONE),
+    "reply: forwarded": lambda lang: texts.reply_forwarded(lang, phone=PHONE, emergency="120"),
     "reply: opted in": lambda lang: texts.reply_opted_in(lang),
     "danger alert": lambda lang: texts.danger_alert(lang, study_number="SITE2-001234", site_code="SITE-02"),
     "sae alert": lambda lang: texts.sae_alert(lang, study_number="SITE2-001234", site_code="SITE-02", hours=24),
+    "critical PLT alert": lambda lang: texts.critical_plt_alert(lang, study_number="SITE2-001234",
+                                                                site_code="SITE-02"),
     "digest": lambda lang: texts.staff_digest(lang, day=date(2026, 12, 31), open_flags=9999, danger=999,
                                               missed=999, labs=999, sms=999, opt_outs=999),
 }
@@ -73,3 +76,12 @@ def test_english_texts_stay_in_the_gsm_alphabet(render):
 def test_the_dose_appears_only_when_the_configuration_allows_it(render):
     assert "mg" not in render("dose reminder", "en") and "毫克" not in render("dose reminder", "zh")
     assert "12.5 mg" in render("dose reminder with the dose", "en")
+
+
+@pytest.mark.parametrize(("tablets", "words"), [(1, "(1 tablet)"), (3, "(3 tablets)")])
+def test_one_tablet_is_one_tablet_not_one_tablets(app, tablets, words):
+    with app.app_context():
+        assert words in texts.dose_reminder("en", mg=2.5 * tablets, tablets=tablets, show_dose=True)
+        assert words in texts.dose_change("en", day=3, mg=2.5 * tablets, tablets=tablets, show_dose=True,
+                                          phone=PHONE)
+        assert f"（{tablets}片）" in texts.dose_reminder("zh", mg=2.5 * tablets, tablets=tablets, show_dose=True)

@@ -111,6 +111,21 @@ def test_any_other_text_gets_a_short_help_reply_and_is_kept_for_staff(reply, ses
     assert rows(session, Message, Message.dedupe_key == f"reply:{sid}")
 
 
+def test_a_text_that_is_not_a_command_reaches_staff_as_a_flag_with_the_words(reply, session, world):
+    # Issue 10, finding 13: "my nose won't stop bleeding" must not end at an automatic reply.
+    _, sid = reply("流鼻血止不住")
+
+    [flag] = rows(session, Flag, Flag.participant_id == world.participants["pa"].id)
+    assert flag.kind == "participant_message" and "流鼻血止不住" in flag.detail
+    [answer] = rows(session, Message, Message.dedupe_key == f"reply:{sid}")
+    assert world.sites["A"].phone in answer.body and "120" in answer.body
+
+
+def test_a_command_raises_no_message_flag(reply, session, world):
+    reply("HELP")
+    assert rows(session, Flag) == []
+
+
 def test_an_unknown_number_gets_the_same_answer_and_learns_nothing(reply, session):
     known, _ = reply("HELP")
     unknown, sid = reply("HELP", from_="+8613711112222")

@@ -15,7 +15,7 @@ CFG = load_config()
 GOOD = Measures(
     age_years=52, sex="female", weight_kg=60, creatinine=62, creatinine_unit="umol/L",
     creatinine_uln=84, bilirubin=12, bilirubin_uln=21, alt=30, alt_uln=40, ast=28, ast_uln=40,
-    inr=1.0, inr_uln=1.2, ecog=1, plt=180, liver_metastasis=False, adc_planned=True,
+    inr=1.0, inr_uln=1.2, aptt=30, aptt_uln=40, ecog=1, plt=180, liver_metastasis=False, adc_planned=True,
 )
 
 
@@ -78,7 +78,7 @@ def test_creatinine_in_micromoles_is_converted_before_cockcroft_gault():
     (150, 0), (100, 0), (99, 1), (75, 1), (74.9, 2), (50, 2), (49.9, 3), (25, 3), (24.9, 4), (0, 4),
 ])
 def test_platelet_grades_follow_ctcae_v5(plt, grade):
-    assert platelet_grade(plt, CFG) == grade
+    assert platelet_grade(plt, replace(CFG, plt_lln=100)) == grade
 
 
 # --- outcomes ------------------------------------------------------------------------------------
@@ -167,3 +167,51 @@ def test_implausible_values_are_named_and_refused():
     assert m.errors() == {"weight_kg": "out_of_range", "ecog": "whole_number", "sex": "unknown"}
     with pytest.raises(ValueError, match="weight_kg"):
         evaluate(CHECKLIST, "primary", m, favourable_answers())
+
+
+# --- issue 10: units, plausibility, APTT, decimal boundaries --------------------------------------
+
+
+@pytest.mark.parametrize(("unit", "value"), [("umol/L", 1.8), ("umol/L", 1600), ("mg/dL", 62), ("mg/dL", 0.1)])
+def test_each_creatinine_unit_has_its_own_plausible_range(unit, value):
+    m = replace(GOOD, creatinine=value, creatinine_unit=unit, creatinine_uln=84 if unit == "umol/L" else 1.0)
+    assert m.errors() == {"creatinine": "out_of_range_for_unit"}
+    with pytest.raises(ValueError):
+        evaluate(CHECKLIST, "primary", m, favourable_answers())
+
+
+def test_a_creatinine_clearance_no_kidney_reaches_is_refused_as_a_unit_error():
+    # 20 µmol/L (the lowest plausible) in a 20-year-old, 150 kg man: CrCl ≈ 1,105 mL/min.
+    m = replace(GOOD, age_years=20, weight_kg=150, sex="male", creatinine=20)
+    assert m.errors() == {} and creatinine_clearance(m) > 250
+    assert m.clearance_error(CHECKLIST.thresholds) == {"creatinine": "implausible_clearance"}
+    with pytest.raises(ValueError, match="creatinine"):
+        evaluate(CHECKLIST, "primary", m, favourable_answers())
+
+
+def test_the_creatinine_is_shown_converted_to_mg_dl():
+    assert replace(GOOD, creatinine=88.4).creatinine_in_mg_dl() == pytest.approx(1.0)
+    assert replace(GOOD, creatinine=1.2, creatinine_unit="mg/dL", creatinine_uln=1.1).creatinine_in_mg_dl() == 1.2
+
+
+def test_inclusion_6_3_carries_aptt_for_the_investigator_to_confirm():
+    aptt = next(c for c in CHECKLIST.criteria if c.key == "in6d_aptt")
+    assert aptt.number == "6.3" and aptt.check == "computed" and "investigator confirms" in aptt.text_en
+    assert evaluate(CHECKLIST, "primary", replace(GOOD, aptt=60, aptt_uln=40), favourable_answers()).eligible
+    assert "in6d_aptt" in evaluate(CHECKLIST, "primary", replace(GOOD, aptt=61, aptt_uln=40),
+                                   favourable_answers()).failed
+    assert "in6d_aptt" in evaluate(CHECKLIST, "primary", replace(GOOD, aptt=None), favourable_answers()).failed
+
+
+@pytest.mark.parametrize(("inr", "uln"), [(2.1, 1.4), (4.2, 2.8), (5.7, 3.8), (1.8, 1.2)])
+def test_a_value_exactly_at_a_uln_multiple_passes_whatever_floating_point_says(inr, uln):
+    # 2.1 / 1.4 is 1.5000000000000002 in binary floating point (issue 10, finding 16).
+    outcome = evaluate(CHECKLIST, "primary", replace(GOOD, inr=inr, inr_uln=uln), favourable_answers())
+    assert "in6c_inr" not in outcome.failed
+
+
+def test_a_liver_value_exactly_at_its_limit_passes_and_just_above_fails():
+    at_limit = replace(GOOD, alt=5.7, alt_uln=1.9)  # 3.0×ULN; 5.7 / 1.9 is 3.0000000000000004 in float
+    assert "in6b_liver" not in evaluate(CHECKLIST, "primary", at_limit, favourable_answers()).failed
+    above = replace(GOOD, alt=5.71, alt_uln=1.9)
+    assert "in6b_liver" in evaluate(CHECKLIST, "primary", above, favourable_answers()).failed

@@ -153,7 +153,7 @@ def test_times_may_be_toml_local_times(tmp_path):
 DANGER_KEYS = {
     "nosebleed_persistent", "blood_in_urine", "black_or_bloody_stool", "vomiting_blood",
     "coughing_blood", "heavy_vaginal_bleeding", "severe_headache_confusion", "leg_swelling",
-    "chest_pain_breathless", "stroke_signs",
+    "chest_pain_breathless", "stroke_signs", "liver_signs", "arm_neck_line_clot",
 }
 ROUTINE_KEYS = {"bruising", "petechiae", "gum_bleeding", "nosebleed", "other_bleeding"}
 
@@ -168,7 +168,7 @@ def test_danger_flags_follow_the_clinical_notes():
 
 def test_thrombosis_signs_are_grouped_as_thrombosis():
     thrombosis = {s.key for s in CFG.symptoms if s.group == "thrombosis"}
-    assert thrombosis == {"leg_swelling", "chest_pain_breathless", "stroke_signs"}
+    assert thrombosis == {"leg_swelling", "chest_pain_breathless", "stroke_signs", "arm_neck_line_clot"}
 
 
 def test_danger_symptoms_returns_only_the_danger_answers_in_checklist_order():
@@ -405,7 +405,19 @@ def test_tablet_count_rejects_a_dose_that_is_not_whole_tablets(dose_mg):
     (100, 0), (99.9, 1), (75, 1), (74.9, 2), (50, 2), (49.9, 3), (25, 3), (24.9, 4), (0, 4),
 ])
 def test_platelet_grade_follows_ctcae_v5_boundaries(plt, grade):
-    assert platelet_grade(plt, CFG) == grade
+    # An LLN of 100 (the default before issue 10) puts the grade 0/1 boundary at 100.
+    assert platelet_grade(plt, replace(CFG, plt_lln=100)) == grade
+
+
+def test_the_default_lower_limit_of_normal_is_the_chinese_reference_125():
+    # WS/T 405-2012: adult PLT reference interval 125–350×10⁹/L (issue 10, finding 14).
+    assert CFG.plt_lln == 125
+    assert (platelet_grade(124.9, CFG), platelet_grade(125, CFG)) == (1, 0)
+
+
+def test_a_site_lower_limit_of_normal_overrides_the_study_default():
+    assert platelet_grade(110, CFG, lln=100) == 0 and platelet_grade(110, CFG) == 1
+    assert nadir([110, 130], CFG, lln=100) == (110, 0)
 
 
 @given(plt_values, plt_values)
@@ -628,3 +640,39 @@ def test_course_statuses_agree_with_dose_status_day_by_day(start, hours, decisio
         cutoff = logging_cutoff(start, day, tz, CFG)
         expected.append(dose_status(day_date, dose, outcomes.get(day), now, tz, cutoff))
     assert study.course_statuses(start, 5.0, decisions, outcomes, now, tz, CFG) == expected
+
+
+# --- symptom checklist (issue 10, findings 4 and 5) ----------------------------------------------
+
+
+def test_stroke_chest_pain_and_breathing_signs_send_the_participant_to_the_emergency_number_first():
+    first = {s.key for s in CFG.symptoms if s.emergency_first}
+    assert {"stroke_signs", "chest_pain_breathless"} <= first
+    assert all(CFG.symptom(key).danger for key in first)
+
+
+def test_the_checklist_asks_about_liver_signs_and_arm_neck_or_line_clots():
+    liver, line = CFG.symptom("liver_signs"), CFG.symptom("arm_neck_line_clot")
+    assert liver.danger and line.danger and liver.group == "liver" and line.group == "thrombosis"
+    assert "yellow" in liver.label_en.lower() and "dark urine" in liver.label_en
+    assert "PICC" in line.label_en and "PICC" in line.label_zh
+
+
+def test_the_leg_clot_item_says_warm_to_the_touch_not_fever_in_chinese():
+    label = CFG.symptom("leg_swelling").label_zh
+    assert "发烫" in label and "发热" not in label
+
+
+def test_only_a_danger_answer_may_send_to_the_emergency_number(tmp_path):
+    path = config_file(tmp_path, 'label_zh = "身上出现瘀青（青紫）"\nemergency_first = false',
+                       'label_zh = "身上出现瘀青（青紫）"\nemergency_first = true')
+    with pytest.raises(StudyConfigError, match="emergency_first"):
+        load_config(path)
+
+
+def test_the_advice_names_soy_milk_and_calcium_tablets_and_says_how_long_to_wait():
+    # Issue 10, wording: participants do not count soy milk or calcium tablets as "dairy" or "supplements".
+    zh, en = " ".join(CFG.advice("zh")), " ".join(CFG.advice("en"))
+    assert "豆浆" in zh and "钙片" in zh and "soy milk" in en and "calcium tablets" in en
+    assert "2 hours before you eat" in en and "2小时" in zh
+    assert "will tell you how long" not in en and "请听从研究团队的安排" not in zh

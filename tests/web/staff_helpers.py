@@ -13,7 +13,7 @@ from diary.services.flags import raise_flag
 ELIGIBLE = Measures(
     age_years=52, sex="female", weight_kg=60, creatinine=62, creatinine_unit="umol/L", creatinine_uln=84,
     bilirubin=12, bilirubin_uln=21, alt=30, alt_uln=40, ast=28, ast_uln=40, inr=1.0, inr_uln=1.2,
-    ecog=1, plt=180, liver_metastasis=False, adc_planned=True)
+    aptt=30, aptt_uln=40, ecog=1, plt=180, liver_metastasis=False, adc_planned=True)
 
 
 def favourable_answers() -> dict[str, bool]:

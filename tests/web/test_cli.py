@@ -150,3 +150,17 @@ def test_migrate_builds_the_schema_in_an_empty_database(empty_database_url):
         assert again.exit_code == 0, again.output
     finally:
         app.extensions["diary.engine"].dispose()
+
+
+def test_create_site_takes_the_emergency_number_and_platelet_lln(runner, session):
+    result = runner.invoke(args=["create-site", "--code", "hk1", "--name", "HK One", "--phone", "+852-1",
+                                 "--emergency-phone", "999", "--plt-lln", "150"])
+    assert result.exit_code == 0, result.output
+    site = session.exec(select(Site).where(Site.code == "HK1")).one()
+    assert (site.emergency_phone, site.plt_lln) == ("999", 150)
+
+
+def test_a_site_created_without_them_gets_120_and_the_study_lln(runner, session):
+    runner.invoke(args=["create-site", "--code", "fz2", "--name", "Fuzhou Two", "--phone", "+86-591-2"])
+    site = session.exec(select(Site).where(Site.code == "FZ2")).one()
+    assert (site.emergency_phone, site.plt_lln) == ("120", None)

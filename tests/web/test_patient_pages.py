@@ -3,7 +3,7 @@
 import pytest
 from sqlmodel import select
 
-from diary.models import AuditEvent, Flag, Participant, SymptomReport
+from diary.models import AuditEvent, Flag, Participant, Site, SymptomReport
 from diary.services import enrolment
 from tests.web.patient_helpers import csrf, day_url, post
 
@@ -106,6 +106,39 @@ def test_a_danger_answer_shows_the_call_now_instruction_and_flags_staff(client, 
     assert "Black or bloody stools" in html
     [flag] = session.exec(select(Flag)).all()
     assert flag.kind == "danger_symptom" and flag.participant_id == pa.id and flag.site_id == world.sites["A"].id
+
+
+def test_a_danger_answer_without_a_severity_is_never_refused(client, pa, session):
+    # Issue 10, finding 1: "vomiting blood" ticked and "how bad" left blank.
+    r = post(client, "/symptoms", csrf(client, "/symptoms"), symptom=["vomiting_blood", "bruising"])
+    assert r.status_code == 200
+    assert "Call your study team now" in r.get_data(as_text=True)
+    report = session.exec(select(SymptomReport)).one()
+    assert report.danger
+    assert report.symptoms == [{"key": "vomiting_blood", "severity": "not_stated"},
+                               {"key": "bruising", "severity": "not_stated"}]
+    assert session.exec(select(Flag)).one().kind == "danger_symptom"
+
+
+def test_stroke_signs_say_call_the_emergency_number_first_then_the_study_team(client, pa):
+    html = _symptoms(client, stroke_signs="severe").get_data(as_text=True)
+    assert "<h1" in html and "Call 120 now" in html
+    assert html.index('href="tel:120"') < html.index('href="tel:+8659100000000"')
+
+
+def test_the_emergency_number_is_the_sites_own(client, pa, session, world):
+    site = session.get(Site, world.sites["A"].id)
+    site.emergency_phone = "999"
+    session.add(site)
+    session.commit()
+    html = _symptoms(client, chest_pain_breathless="severe").get_data(as_text=True)
+    assert "Call 999 now" in html and 'href="tel:999"' in html and 'href="tel:120"' not in html
+
+
+def test_the_danger_screen_stops_only_the_study_tablets(client, pa):
+    html = _symptoms(client, black_or_bloody_stool="mild").get_data(as_text=True)
+    assert "Do not take any more of your study tablets (hetrombopag)" in html
+    assert "Keep taking your other medicines" in html
 
 
 def test_a_resubmitted_danger_form_records_and_flags_once(client, pa, session):

@@ -101,6 +101,14 @@ def test_a_queued_danger_report_is_recorded_once_and_flags_staff_once(client, pa
     assert len(session.exec(select(Flag)).all()) == 1
 
 
+def test_a_queued_danger_report_without_a_severity_is_recorded_and_flags_staff(client, pa, session):
+    r = _report(client, symptoms=[{"key": "coughing_blood", "severity": None}])
+    assert r.status_code == 200 and r.get_json()["danger"] is True
+    assert session.exec(select(SymptomReport)).one().symptoms == [
+        {"key": "coughing_blood", "severity": "not_stated"}]
+    assert session.exec(select(Flag)).one().kind == "danger_symptom"
+
+
 def test_a_symptom_time_ahead_of_the_server_is_brought_back_to_now(client, pa, session, clock):
     _report(client, noticed_at=(clock.now + timedelta(hours=5)).isoformat())
     assert session.exec(select(SymptomReport)).one().noticed_at == clock.now

@@ -16,7 +16,7 @@ def test_the_today_page_says_the_course_day_cycle_mg_and_tablets(client, pa):
     html = client.get("/").get_data(as_text=True)
     assert "Day 3 of 14" in html
     assert "Cycle 1" in html
-    assert "2 tablets (2.5 mg each) = 5 mg hetrombopag" in html
+    assert "Take 5 mg hetrombopag (2 tablets) today, once." in html
     assert 'I took it</button>' in html
 
 
@@ -121,7 +121,7 @@ def test_not_taken_with_a_reason_is_recorded(client, pa, world, session):
     [log] = logs(session)
     assert (log.outcome, log.reason, log.taken_at) == ("not_taken", "vomited", None)
     html = client.get("/").get_data(as_text=True)
-    assert "You did not take it: I vomited." in html
+    assert "Not taken. Reason: I vomited." in html
     assert "Do not take an extra dose to make up for it." in html
 
 
@@ -139,7 +139,7 @@ def test_a_held_day_says_take_none_and_that_the_doctor_decided(client, pa, world
                              decided_by=world.staff["investigator_a"].id))
     session.commit()
     html = client.get("/").get_data(as_text=True)
-    assert "Do not take any tablets today." in html
+    assert "Do not take your study tablets (hetrombopag) today." in html
     assert "Your study doctor decided to pause the medicine." in html
     assert "I took it</button>" not in html
 
@@ -164,7 +164,7 @@ def test_a_changed_dose_shows_the_new_mg_and_tablets(client, pa, world, session)
     session.add(DoseDecision(course_id=world.courses["pa"].id, effective_day=3, dose_mg=7.5, action="increase",
                              decided_by=world.staff["investigator_a"].id))
     session.commit()
-    assert "3 tablets (2.5 mg each) = 7.5 mg hetrombopag" in client.get("/").get_data(as_text=True)
+    assert "Take 7.5 mg hetrombopag (3 tablets) today, once." in client.get("/").get_data(as_text=True)
 
 
 def test_the_site_phone_is_a_tap_to_call_link(client, pa, world):
@@ -174,7 +174,7 @@ def test_the_site_phone_is_a_tap_to_call_link(client, pa, world):
 def test_between_courses_the_page_says_no_tablets(client, pa, clock):
     clock.advance(days=20)
     html = client.get("/").get_data(as_text=True)
-    assert "No tablets today" in html and "I took it" not in html
+    assert "No study tablets today" in html and "I took it" not in html
 
 
 def test_a_day_page_of_a_future_day_offers_nothing_to_record(client, pa, world):
@@ -217,4 +217,4 @@ def test_tablet_counts_are_translated_in_chinese(client, pa, session):
     session.add(participant)
     session.commit()
     html = client.get("/").get_data(as_text=True)
-    assert "服用 2 片（每片 2.5 毫克）" in html and "tablets" not in html
+    assert "今天服用海曲泊帕 5 毫克（2 片），服一次。" in html and "tablets" not in html

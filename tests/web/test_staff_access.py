@@ -26,13 +26,16 @@ SCOPED_GETS = [
 ]
 LIST_GETS = ["/staff/", "/staff/adherence", "/staff/flags", "/staff/screenings", "/staff/screenings/new"]
 EXPORT = ["/staff/export"]
+INVESTIGATOR_GETS = ["/staff/courses/{course}/fix"]
+INVESTIGATOR_POSTS = ["/staff/courses/{course}/decision", "/staff/courses/{course}/void",
+                      "/staff/courses/{course}/end-early"]
 SCOPED_POSTS = [
     "/staff/participants/{pa}/activation", "/staff/participants/{pa}/courses", "/staff/participants/{pa}/end",
     "/staff/courses/{course}/labs", "/staff/courses/{course}/doses", "/staff/courses/{course}/decision",
     "/staff/labs/{lab}/correct", "/staff/flags/{flag}/acknowledge", "/staff/screenings/{screening}/enrol",
-    "/staff/symptoms/{report}/correct",
+    "/staff/symptoms/{report}/correct", "/staff/courses/{course}/void", "/staff/courses/{course}/end-early",
 ]
-ALL_GETS = SCOPED_GETS + LIST_GETS + EXPORT
+ALL_GETS = SCOPED_GETS + LIST_GETS + EXPORT + INVESTIGATOR_GETS
 ALL_POSTS = SCOPED_POSTS + ["/staff/export", "/staff/screenings/new"]
 
 
@@ -86,8 +89,8 @@ def test_another_sites_object_answers_exactly_as_a_missing_one(client, auth, wor
     theirs = getattr(client, method)(url(page, world, rows), data=data)
     missing = getattr(client, method)(page.format(pa=10**9, course=10**9, lab=10**9, flag=10**9,
                                                   screening=10**9, report=10**9), data=data)
-    # Signing is refused to every nurse by role, before any look-up: 403 for both alike.
-    expected = 403 if (method, page) == ("post", "/staff/courses/{course}/decision") else 404
+    # Investigator-only actions are refused to every nurse by role, before any look-up: 403 for both alike.
+    expected = 403 if method == "post" and page in INVESTIGATOR_POSTS else 404
     assert theirs.status_code == missing.status_code == expected
     assert theirs.data == missing.data
 
@@ -99,8 +102,9 @@ def test_a_nurse_of_site_b_cannot_change_anything_at_site_a(client, auth, world,
     before = audit_count(session)
     r = client.post(url(page, world, rows), data={
         "csrf_token": token, "note": "x", "reason": "x", "status": "withdrawn", "password": PASSWORD})
-    # Signing is refused to every nurse by role (403); everything else is "no such object" (404).
-    assert r.status_code == (403 if page == "/staff/courses/{course}/decision" else 404)
+    # Investigator-only actions are refused to every nurse by role (403); everything else is
+    # "no such object" (404).
+    assert r.status_code == (403 if page in INVESTIGATOR_POSTS else 404)
     assert audit_count(session) == before
 
 
@@ -142,5 +146,19 @@ def test_nurses_cannot_export(client, auth, world, rows, session, who, method):
     before = audit_count(session)
     data = {"csrf_token": auth.csrf("/staff/")} if method == "post" else None
     r = getattr(client, method)("/staff/export", data=data)
+    assert r.status_code == 403
+    assert audit_count(session) == before
+
+
+@pytest.mark.parametrize("page", [*INVESTIGATOR_GETS, "/staff/courses/{course}/void",
+                                  "/staff/courses/{course}/end-early"])
+def test_a_nurse_cannot_void_or_end_a_course_early(client, auth, world, rows, session, page):
+    auth.staff("nurse_a")
+    before = audit_count(session)
+    if page.endswith("/fix"):
+        r = client.get(url(page, world, rows))
+    else:
+        r = client.post(url(page, world, rows), data={"csrf_token": auth.csrf("/staff/"), "reason": "x",
+                                                      "last_day": "2", "password": PASSWORD})
     assert r.status_code == 403
     assert audit_count(session) == before

@@ -101,7 +101,7 @@ def test_an_investigator_signs_a_hold_and_the_participants_today_page_follows(cl
     assert event.entity_id == str(decision.id)
     client.post("/staff/logout", data={"csrf_token": auth.csrf("/staff/")})
     auth.participant("pa")
-    assert "Do not take any tablets today." in client.get("/").get_data(as_text=True)
+    assert "Do not take your study tablets (hetrombopag) today." in client.get("/").get_data(as_text=True)
 
 
 def test_an_override_needs_a_reason(client, auth, world, session):
