@@ -1,7 +1,19 @@
 """The staff blueprint. Routes live in one module per area; site scope is enforced by diary.auth
 (staff_required, participant_in_scope) through the look-ups in staff/common.py."""
 
-from diary.staff import accountability, adverse_events, dashboard, decisions, enrolment, export, labs, participants  # noqa: F401 - routes  # noqa: F401 - routes (issue 12)
+from diary.staff import (  # noqa: F401 - routes
+    accountability,
+    adverse_events,
+    conmeds,
+    dashboard,
+    decisions,
+    deviations,
+    enrolment,
+    export,
+    labs,
+    participants,
+    reports,
+)
 from diary.staff.common import bp
 
 __all__ = ["bp"]
