@@ -423,5 +423,55 @@ class SaeReport(SQLModel, table=True):
     entered_at: datetime = created_at()
 
 
+class ConcomitantMedication(SQLModel, table=True):
+    """A con-med entry; `matched` keeps the prohibited/restricted list keys it matched when entered."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    drug: str = Field(max_length=200)
+    dose: str | None = Field(default=None, max_length=100)
+    route: str | None = Field(default=None, max_length=50)
+    start_date: date
+    stop_date: date | None = None
+    indication: str | None = Field(default=None, max_length=200)
+    matched: list = Field(default_factory=list, sa_type=JSON)
+    retracted: bool = False  # a correction that says "entered in error"
+    staff_id: int = Field(foreign_key="staffuser.id")
+    entered_at: datetime = created_at()
+    supersedes_id: int | None = Field(default=None, foreign_key="concomitantmedication.id", unique=True)
+    correction_reason: str | None = Field(default=None, max_length=500)
+
+
+DEVIATION_STATUSES = ("proposed", "confirmed", "dismissed", "closed")
+
+
+class ProtocolDeviation(SQLModel, table=True):
+    """A deviation-log entry. Each change of state is a new version superseding the last; `first_id`
+    names the deviation; `finding_key` makes a software proposal exist once."""
+
+    __table_args__ = (
+        CheckConstraint(_in("status", DEVIATION_STATUSES), name="ck_protocoldeviation_status"),
+        Index("ux_protocoldeviation_finding", "finding_key", unique=True,
+              sqlite_where=text("supersedes_id IS NULL AND finding_key IS NOT NULL"),
+              postgresql_where=text("supersedes_id IS NULL AND finding_key IS NOT NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    first_id: int | None = Field(default=None, foreign_key="protocoldeviation.id", index=True)
+    status: str = Field(max_length=16)
+    category: str = Field(max_length=32)
+    description: str = Field(max_length=1000)
+    occurred_on: date
+    classification: str | None = Field(default=None, max_length=8)  # minor | major
+    found_by: str = Field(max_length=64)  # staff:3 or system (a software proposal)
+    finding_key: str | None = Field(default=None, max_length=120)
+    conmed_id: int | None = Field(default=None, foreign_key="concomitantmedication.id")
+    staff_id: int | None = Field(default=None, foreign_key="staffuser.id")  # who made this version
+    entered_at: datetime = created_at()
+    supersedes_id: int | None = Field(default=None, foreign_key="protocoldeviation.id", unique=True)
+    reason: str | None = Field(default=None, max_length=500)  # why confirmed, dismissed, closed or corrected
+
+
 APPEND_ONLY = (DoseLog, SymptomReport, LabResult, DoseDecision, Screening, AuditEvent,
-               DrugAccountability, AdverseEvent, SaeReport)
+               DrugAccountability, AdverseEvent, SaeReport, ConcomitantMedication, ProtocolDeviation)

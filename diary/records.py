@@ -6,6 +6,7 @@ come from records.toml, each with its source.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -69,10 +70,48 @@ class AeRules:
         return next((t for t in self.terms if t.key == key), None)
 
 
+CONMED_LEVELS = ("prohibited", "restricted")
+
+
+@dataclass(frozen=True)
+class ConmedRule:
+    """A prohibited or restricted medicine, with the names that identify it and its source."""
+
+    key: str
+    level: str
+    label_en: str
+    label_zh: str
+    match: tuple[str, ...]
+    window_days: int
+    source: str
+
+    def __post_init__(self) -> None:
+        _require(self.level in CONMED_LEVELS, f"conmeds.{self.key}.level", f"must be one of {CONMED_LEVELS}")
+        _require(self.window_days >= 0, f"conmeds.{self.key}.window_days", "must be ≥ 0")
+        _require(len(self.match) > 0, f"conmeds.{self.key}.match", "must not be empty")
+
+    def label(self, lang: str) -> str:
+        return self.label_zh if lang.lower().startswith("zh") else self.label_en
+
+
+@dataclass(frozen=True)
+class DeviationRules:
+    categories: tuple[str, ...] = ()
+    min_hours_between_doses: int = 12
+    missed_draw_grace_days: int = 1
+
+    def __post_init__(self) -> None:
+        _require(len(self.categories) > 0, "deviations.categories", "must not be empty")
+        _require(self.min_hours_between_doses > 0, "deviations.min_hours_between_doses", "must be > 0")
+        _require(self.missed_draw_grace_days >= 0, "deviations.missed_draw_grace_days", "must be ≥ 0")
+
+
 @dataclass(frozen=True)
 class RecordsConfig:
     accountability: AccountabilityRules
     adverse_events: AeRules
+    deviations: DeviationRules = DeviationRules(categories=("other",))
+    conmeds: tuple[ConmedRule, ...] = ()
 
 
 _READ = _table_of(RecordsConfig, {
@@ -84,6 +123,11 @@ _READ = _table_of(RecordsConfig, {
             "key": _str, "category": _str, "label_en": _str, "label_zh": _str,
             "symptoms": _list_of(_str), "from_plt": _bool})),
     }),
+    "deviations": _table_of(DeviationRules, {"categories": _list_of(_str), "min_hours_between_doses": _int,
+                                             "missed_draw_grace_days": _int}),
+    "conmeds": _list_of(_table_of(ConmedRule, {
+        "key": _str, "level": _str, "label_en": _str, "label_zh": _str, "match": _list_of(_str),
+        "window_days": _int, "source": _str})),
 })
 
 
@@ -159,3 +203,81 @@ def sae_deadline(aware_at: datetime, rules: AeRules) -> datetime:
 def sae_time_left(aware_at: datetime, now: datetime, rules: AeRules) -> timedelta:
     """Time left on the reporting clock; negative once it is overdue."""
     return sae_deadline(aware_at, rules) - now
+
+
+# -------------------------------------------------------------------------------------------------
+# Concomitant medications and protocol deviations
+
+
+def conmed_matches(drug: str, rules: tuple[ConmedRule, ...]) -> list[ConmedRule]:
+    """The prohibited or restricted entries a medicine's name matches (case-insensitive substring)."""
+    name = drug.casefold()
+    return [r for r in rules if any(_names(term.casefold(), name) for term in r.match)]
+
+
+def _names(term: str, name: str) -> bool:
+    # Latin names match at a word start ("iron" must not match "spironolactone"); Chinese has no
+    # word breaks, so a Chinese term matches anywhere.
+    if term.isascii():
+        return re.search(r"(?<![a-z0-9])" + re.escape(term), name) is not None
+    return term in name
+
+
+def in_window(rule: ConmedRule, start: date, stop: date | None, courses: list[tuple[date, date]]) -> bool:
+    """Whether [start, stop] (open-ended without stop) overlaps a course or the days before it that
+    the rule's window covers."""
+    for first, last in courses:
+        window_start = first - timedelta(days=rule.window_days)
+        if start <= last and (stop is None or stop >= window_start):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class ProposedDeviation:
+    key: str  # unique: the same finding is proposed once
+    category: str
+    occurred_on: date
+    description: str
+
+
+@dataclass(frozen=True)
+class DayRecord:
+    """One course day as the deviation rules see it."""
+
+    day: int
+    date: date
+    dose_mg: float
+    taken_at_local: datetime | None  # None: not logged taken
+    draw_day: bool
+    has_result: bool
+
+
+def course_deviations(course_id: int, cycle: int, days: list[DayRecord], today: date,
+                      rules: DeviationRules) -> list[ProposedDeviation]:
+    """What the diary can see: a dose on a held day, two doses too close, a dose logged outside its
+    day, a draw day without a result after the grace days."""
+    found = []
+    previous: DayRecord | None = None
+    for d in days:
+        if d.taken_at_local is not None:
+            if d.dose_mg == 0:
+                found.append(ProposedDeviation(f"held_dose:{course_id}:{d.day}", "dosing", d.date,
+                                               f"Cycle {cycle} day {d.day}: dose logged taken on a held day"))
+            if d.taken_at_local.date() != d.date:
+                found.append(ProposedDeviation(
+                    f"outside_day:{course_id}:{d.day}", "dosing", d.taken_at_local.date(),
+                    f"Cycle {cycle} day {d.day}: dose taken on {d.taken_at_local.date().isoformat()}, "
+                    f"outside its day"))
+            if previous is not None and previous.taken_at_local is not None:
+                gap = (d.taken_at_local - previous.taken_at_local).total_seconds() / 3600
+                if gap < rules.min_hours_between_doses:
+                    found.append(ProposedDeviation(
+                        f"too_close:{course_id}:{d.day}", "dosing", d.taken_at_local.date(),
+                        f"Cycle {cycle} days {previous.day} and {d.day}: doses {gap:.1f} h apart "
+                        f"(less than {rules.min_hours_between_doses} h)"))
+        if d.draw_day and not d.has_result and (today - d.date).days > rules.missed_draw_grace_days:
+            found.append(ProposedDeviation(f"missed_draw:{course_id}:{d.day}", "missed_assessment", d.date,
+                                           f"Cycle {cycle} day {d.day}: no blood count for the draw day"))
+        previous = d
+    return found

@@ -22,6 +22,7 @@ from diary import audit
 from diary.models import (
     AdverseEvent,
     AuditEvent,
+    ConcomitantMedication,
     Course,
     DoseDecision,
     DoseLog,
@@ -30,6 +31,7 @@ from diary.models import (
     LabResult,
     Message,
     Participant,
+    ProtocolDeviation,
     SaeReport,
     Screening,
     Site,
@@ -207,6 +209,27 @@ TABLES: tuple[Table, ...] = (
         STUDY_NUMBER, col("reported_at", "datetime", "When it was reported"),
         col("reported_by", "integer", "Investigator's staff id"), col("note", "text", "How and to whom"),
         col("entered_at", "datetime", "Entered at")), _participant_scope(SaeReport)),
+    Table("concomitant_medications.csv", "Concomitant medications (corrections supersede)", ConcomitantMedication, (
+        col("id", "integer", "Entry id"), STUDY_NUMBER, col("drug", "text", "Medicine"), col("dose", "text", "Dose"),
+        col("route", "text", "Route"), col("start_date", "date", "Start date"),
+        col("stop_date", "date", "Stop date (empty: ongoing)"), col("indication", "text", "Indication"),
+        col("matched", "json", "Prohibited/restricted list keys it matched (records.toml conmeds)"),
+        col("retracted", "boolean", "Entered in error"), col("staff_id", "integer", "Staff id"),
+        col("entered_at", "datetime", "Entered at"), col("supersedes_id", "integer", "Entry this corrects"),
+        col("correction_reason", "text", "Why it was corrected")), _participant_scope(ConcomitantMedication)),
+    Table("protocol_deviations.csv", "Protocol deviations (each version; first_id names the deviation)",
+          ProtocolDeviation, (
+        col("id", "integer", "Version id"), col("first_id", "integer", "The deviation's first version"),
+        STUDY_NUMBER, col("status", "text", "proposed, confirmed, dismissed or closed"),
+        col("category", "text", "Category (records.toml deviations.categories)"),
+        col("description", "text", "Description"), col("occurred_on", "date", "Date of the deviation"),
+        col("classification", "text", "minor or major"),
+        col("found_by", "text", "staff:<id>, or system for a software proposal"),
+        col("finding_key", "text", "What the software found (proposals)"),
+        col("conmed_id", "integer", "Medication that prompted it"), col("staff_id", "integer", "Who made this version"),
+        col("entered_at", "datetime", "Entered at"), col("supersedes_id", "integer", "Version this replaces"),
+        col("reason", "text", "Why it was confirmed, dismissed, corrected or closed")),
+        _participant_scope(ProtocolDeviation)),
     Table("staff.csv", "Staff who appear in the data (ids and roles only)", StaffUser, (
         col("id", "integer", "Staff id"), col("role", "text", "nurse, investigator or admin"))),
     Table("audit_events.csv", "The hash-chained audit trail", AuditEvent, (

@@ -31,6 +31,18 @@ OUTCOME = {
     "recovered_with_sequelae": _l("Recovered with sequelae"), "fatal": _l("Fatal"), "unknown": _l("Unknown"),
 }
 AE_STATUS = {"draft": _l("draft"), "recorded": _l("recorded")}
+DEVIATION_CATEGORY = {
+    "dosing": _l("Dosing"), "prohibited_medication": _l("Prohibited medication"),
+    "missed_assessment": _l("Missed assessment"), "visit_window": _l("Visit outside its window"),
+    "eligibility": _l("Eligibility"), "other": _l("Other"),
+}
+CLASSIFICATION = {"minor": _l("Minor"), "major": _l("Major")}
+DEVIATION_STATUS = {"proposed": _l("Proposed"), "confirmed": _l("Confirmed"), "dismissed": _l("Dismissed"),
+                    "closed": _l("Closed")}
+DECISIONS = {
+    "proposed": [("confirm", _l("Confirm")), ("dismiss", _l("Dismiss"))],
+    "confirmed": [("correct", _l("Correct")), ("close", _l("Close (investigator)"))],
+}
 CATEGORY = {"bleeding": _l("Bleeding"), "thrombosis": _l("Thrombosis"), "liver": _l("Liver")}
 
 

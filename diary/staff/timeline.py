@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from diary.models import (
     AdverseEvent,
+    ConcomitantMedication,
     Course,
     DoseDecision,
     DoseLog,
@@ -18,6 +19,7 @@ from diary.models import (
     LabResult,
     Message,
     Participant,
+    ProtocolDeviation,
     SymptomReport,
 )
 
@@ -53,5 +55,9 @@ def participant_timeline(session: Session, participant: Participant, limit: int 
         select(AdverseEvent).where(AdverseEvent.participant_id == participant.id))]
     events += [Event(r.entered_at, "drug", r, courses.get(r.course_id)) for r in session.exec(
         select(DrugAccountability).where(DrugAccountability.participant_id == participant.id))]
+    events += [Event(r.entered_at, "conmed", r) for r in session.exec(
+        select(ConcomitantMedication).where(ConcomitantMedication.participant_id == participant.id))]
+    events += [Event(r.entered_at, "deviation", r) for r in session.exec(
+        select(ProtocolDeviation).where(ProtocolDeviation.participant_id == participant.id))]
     events.sort(key=lambda e: (e.at, e.kind), reverse=True)
     return events[:limit]

@@ -4,13 +4,16 @@
 from diary.staff import (  # noqa: F401 - routes
     accountability,
     adverse_events,
+    conmeds,
     courses,
     dashboard,
     decisions,
+    deviations,
     enrolment,
     export,
     labs,
     participants,
+    reports,
 )
 from diary.staff.common import bp
 

@@ -36,7 +36,7 @@ def test_the_odm_export_of_the_demo_data_validates_against_the_official_schema(a
 
 @pytest.fixture
 def records(app, session, world, clock):
-    from diary.services import adverse_events, symptoms
+    from diary.services import adverse_events, conmeds, symptoms
     from tests.web.staff_helpers import site_a_rows
 
     rows = site_a_rows(app, session, world, clock)
@@ -50,6 +50,8 @@ def records(app, session, world, clock):
                                      action="dose_not_changed", outcome="recovering")
     adverse_events.record(session, rcfg, participant=world.participants["pa"], values=values,
                           staff_id=world.staff["nurse_a"].id, now=clock.now)
+    conmeds.record(session, cfg, rcfg, participant=world.participants["pa"], drug="rhTPO 15000 U",
+                   start_date=clock.now.date(), staff_id=world.staff["nurse_a"].id, now=clock.now)
     session.commit()
     return rows
 
@@ -72,6 +74,8 @@ def test_an_investigator_downloads_her_sites_with_reasons_for_change_and_no_phon
     assert reasons == ["Participant meant the red spots"]
     [ae] = doc.xpath("//odm:ItemGroupData[@ItemGroupOID='IG.AE']", namespaces=NS)
     assert ae.xpath("odm:ItemData[@ItemOID='IT.AE.TERM_TEXT']/@Value", namespaces=NS) == ["Rash"]
+    assert doc.xpath("//odm:ItemData[@ItemOID='IT.CONMED.MATCHED']/@Value", namespaces=NS) == ["rhtpo"]
+    assert doc.xpath("//odm:ItemData[@ItemOID='IT.DEVIATION.STATUS']/@Value", namespaces=NS) == ["proposed"]
     text = etree.tostring(doc, encoding="unicode")
     for phone in world.phones.values():
         assert phone not in text and phone[3:] not in text

@@ -3,8 +3,8 @@
 import pytest
 from sqlmodel import func, select
 
-from diary.models import AdverseEvent, AuditEvent, DrugAccountability
-from diary.services import accountability, adverse_events
+from diary.models import AdverseEvent, AuditEvent, ConcomitantMedication, DrugAccountability, ProtocolDeviation
+from diary.services import accountability, adverse_events, conmeds
 from tests.web.staff_helpers import english, site_a_rows  # noqa: F401 - fixture
 
 # Who may open what is decided in Python, not by the database.
@@ -24,25 +24,43 @@ def rows(app, session, world, clock):
                                    term="epistaxis", term_text=None, grade=3, onset_date=clock.now.date(),
                                    end_date=None, serious=True, sae_criteria=("hospitalisation",),
                                    relatedness="possible", action="drug_interrupted", outcome="recovering"))
+    saved = conmeds.record(session, cfg, rcfg, participant=world.participants["pa"], drug="rhTPO",
+                           start_date=clock.now.date(), staff_id=nurse, now=clock.now)
     session.commit()
     return {"pa": world.participants["pa"].id, "course": base.course_id, "lab": base.lab_id,
-            "report": base.report_id, "entry": entry.id, "ae": ae.id}
+            "report": base.report_id, "entry": entry.id, "ae": ae.id, "conmed": saved.conmed.id,
+            "deviation": saved.proposed[0].id}
 
 
 SCOPED_GETS = [
     "/staff/participants/{pa}/accountability", "/staff/courses/{course}/dispensing", "/staff/courses/{course}/returns",
     "/staff/accountability/{entry}/correct", "/staff/participants/{pa}/adverse-events",
     "/staff/participants/{pa}/adverse-events/new", "/staff/adverse-events/{ae}/edit",
+    "/staff/participants/{pa}/conmeds", "/staff/conmeds/{conmed}/correct", "/staff/participants/{pa}/deviations",
 ]
-LIST_GETS = ["/staff/accountability", "/staff/accountability?format=csv"]
+LIST_GETS = ["/staff/accountability", "/staff/accountability?format=csv", "/staff/deviations", "/staff/reports",
+             "/staff/reports?format=csv"]
 SCOPED_POSTS = [
     "/staff/courses/{course}/dispensing", "/staff/courses/{course}/returns", "/staff/accountability/{entry}/correct",
     "/staff/participants/{pa}/adverse-events/new", "/staff/adverse-events/{ae}/edit",
     "/staff/symptoms/{report}/adverse-event", "/staff/labs/{lab}/adverse-event", "/staff/adverse-events/{ae}/reported",
+    "/staff/participants/{pa}/conmeds", "/staff/conmeds/{conmed}/correct", "/staff/participants/{pa}/deviations",
+    "/staff/deviations/{deviation}/decision",
 ]
 INVESTIGATOR_POSTS = ["/staff/adverse-events/{ae}/reported"]
 # Pages that write only for a nurse or an investigator (an admin reads, a monitor's view).
 WRITE_GETS = [p for p in SCOPED_GETS if p.endswith(("/dispensing", "/returns", "/correct", "/new", "/edit"))]
+
+
+@pytest.mark.parametrize("page", ["/staff/participants/{pa}/conmeds", "/staff/participants/{pa}/deviations"])
+def test_an_admin_reads_medications_and_deviations_but_records_none(client, auth, rows, session, page):
+    auth.staff("admin")
+    assert client.get(url(page, rows)).status_code == 200
+    before = counts(session)
+    r = client.post(url(page, rows), data={"csrf_token": auth.csrf("/staff/"), "drug": "x",
+                                           "start_date": "2026-12-01", "category": "other", "description": "x",
+                                           "occurred_on": "2026-12-01", "classification": "minor"})
+    assert r.status_code == 403 and counts(session) == before
 
 
 def url(template, rows):
@@ -52,7 +70,7 @@ def url(template, rows):
 def counts(session):
     session.expire_all()
     return tuple(session.exec(select(func.count()).select_from(m)).one()
-                 for m in (AuditEvent, DrugAccountability, AdverseEvent))
+                 for m in (AuditEvent, DrugAccountability, AdverseEvent, ConcomitantMedication, ProtocolDeviation))
 
 
 @pytest.mark.parametrize("page", SCOPED_GETS + LIST_GETS)
