@@ -21,6 +21,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(migrate_command)
     app.cli.add_command(create_site)
     app.cli.add_command(create_staff)
+    app.cli.add_command(deactivate_staff)
     app.cli.add_command(enroll_command)
     app.cli.add_command(demo_command)
     app.cli.add_command(scheduler)
@@ -94,6 +95,29 @@ def create_staff(email, name, role, site_codes, password) -> None:
                                                 "sites": [x.code for x in sites]})
         s.commit()
         click.echo(f"Staff account {staff.email} ({role}) created.")
+
+
+@click.command("deactivate-staff")
+@with_appcontext
+@click.option("--email", required=True)
+@click.option("--reason", required=True, help="Recorded in the audit trail.")
+def deactivate_staff(email, reason) -> None:
+    """Deactivate a staff account: it can no longer sign in, and every open session ends now."""
+    from diary.auth import devices
+
+    with Session(db.engine()) as s:
+        staff = s.exec(select(StaffUser).where(StaffUser.email == email.strip().lower())).first()
+        if staff is None:
+            raise click.UsageError(f"No staff account {email!r}.")
+        now = clock.now()
+        staff.is_active = False
+        staff.auth_version += 1
+        s.add(staff)
+        ended = devices.end_all(s, now, "deactivated", staff_id=staff.id)
+        audit.record(s, actor="cli", action="staff_deactivated", entity="StaffUser", entity_id=staff.id,
+                     at=now, reason=reason[:500], after={"sessions_ended": ended})
+        s.commit()
+        click.echo(f"Staff account {staff.email} deactivated; {ended} open session(s) ended.")
 
 
 @click.command("enroll")

@@ -134,6 +134,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "STAFF_TOTP_REQUIRED": envbool(env, "STAFF_TOTP_REQUIRED", True),
         "ACTIVATION_HOURS": envint(env, "ACTIVATION_HOURS", 72),
         "PIN_RESET_MINUTES": envint(env, "PIN_RESET_MINUTES", 10),
+        # "Forgot PIN" texts a code to whoever asks: limits per phone and site-wide (issue 11).
+        "PIN_RESET_PER_HOUR": envint(env, "PIN_RESET_PER_HOUR", 3),
+        "PIN_RESET_PER_DAY": envint(env, "PIN_RESET_PER_DAY", 10),
+        "ANONYMOUS_SMS_PER_HOUR": envint(env, "ANONYMOUS_SMS_PER_HOUR", 60),
+        # Every "forgot PIN" answer takes at least this long, so timing tells nothing.
+        "FORGOT_PIN_RESPONSE_SECONDS": envfloat(env, "FORGOT_PIN_RESPONSE_SECONDS", 0.5),
         # Participants stay signed in on their own phone through their courses (DESIGN §1);
         # staff sessions end after inactivity (enforced in diary.auth, not by the cookie).
         "PERMANENT_SESSION_LIFETIME": timedelta(days=remember_days),

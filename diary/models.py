@@ -333,6 +333,32 @@ class AuditEvent(SQLModel, table=True):
     hash: str = Field(max_length=64, unique=True)
 
 
+class DeviceSession(SQLModel, table=True):
+    """One signed-in phone or browser. Its cookie carries a random id whose hash is stored here,
+    and every request checks the row is still open: signing out, a PIN reset, withdrawal or
+    staff deactivation ends the session, even in a cookie copied before."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    staff_id: int | None = Field(default=None, foreign_key="staffuser.id", index=True)
+    device: str = Field(default="", max_length=120)  # browser and system, to recognise it in Settings
+    created_at: datetime = created_at()
+    last_seen_at: datetime = instant(nullable=False)
+    ended_at: datetime | None = instant(default=None)
+    ended_reason: str | None = Field(default=None, max_length=32)
+
+
+class SmsBudget(SQLModel, table=True):
+    """A ceiling on SMS that anyone can trigger without signing in ("forgot PIN"), per clock hour.
+
+    Taken by one conditional UPDATE ... RETURNING, so simultaneous requests cannot overshoot it."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    window_start: datetime = instant(nullable=False)
+    used: int = Field(default=0)
+
+
 class SchedulerHeartbeat(SQLModel, table=True):
     """One row per scheduler tick: a dead scheduler means silent missed reminders, so /health
     and the staff banner watch the latest row."""

@@ -12,7 +12,9 @@ from flask_login import UserMixin, current_user, logout_user
 from sqlmodel import select
 
 from diary import clock, db
+from diary.auth import devices
 from diary.auth.services import Policy
+from diary.auth.sms_limits import ResetLimits
 from diary.extensions import htmx, login_manager
 from diary.models import Participant, StaffSite, StaffUser
 
@@ -22,8 +24,9 @@ class StaffPrincipal(UserMixin):
     language = None
     timezone = None
 
-    def __init__(self, staff: StaffUser, site_ids: frozenset[int] | None):
+    def __init__(self, staff: StaffUser, site_ids: frozenset[int] | None, device: str):
         self.staff = staff
+        self.device = device  # the DeviceSession token this browser carries
         self.id = staff.id
         self.role = staff.role
         self.name = staff.name
@@ -31,7 +34,7 @@ class StaffPrincipal(UserMixin):
         self.site_ids = site_ids
 
     def get_id(self) -> str:
-        return f"staff:{self.staff.id}:{self.staff.auth_version}"
+        return f"staff:{self.staff.id}:{self.staff.auth_version}:{self.device}"
 
     def can_see_site(self, site_id: int) -> bool:
         return self.site_ids is None or site_id in self.site_ids
@@ -44,42 +47,47 @@ class StaffPrincipal(UserMixin):
 class ParticipantPrincipal(UserMixin):
     kind = "participant"
 
-    def __init__(self, participant: Participant):
+    def __init__(self, participant: Participant, device: str):
         self.participant = participant
+        self.device = device
         self.id = participant.id
         self.language = participant.language
         self.timezone = participant.timezone
 
     def get_id(self) -> str:
-        return f"participant:{self.participant.id}:{self.participant.auth_version}"
+        return f"participant:{self.participant.id}:{self.participant.auth_version}:{self.device}"
 
     @property
     def actor(self) -> str:
         return f"participant:{self.id}"
 
 
-def staff_principal(staff: StaffUser) -> StaffPrincipal:
+def staff_principal(staff: StaffUser, device: str) -> StaffPrincipal:
     if staff.role == "admin":
-        return StaffPrincipal(staff, None)
+        return StaffPrincipal(staff, None, device)
     rows = db.session().exec(select(StaffSite.site_id).where(StaffSite.staff_id == staff.id))
-    return StaffPrincipal(staff, frozenset(rows.all()))
+    return StaffPrincipal(staff, frozenset(rows.all()), device)
 
 
 def _load_user(user_id: str):
-    # The id carries auth_version: a PIN or password change ends every other session.
+    # The id carries auth_version (a PIN or password change ends every other session) and the
+    # device session, which sign-out ends on the server: a copied cookie stops working too.
     try:
-        kind, raw_id, version = user_id.split(":")
+        kind, raw_id, version, device = user_id.split(":")
         pk, version_no = int(raw_id), int(version)
     except ValueError:
         return None
+    s, now = db.session(), clock.now()
     if kind == "staff":
-        staff = db.session().get(StaffUser, pk)
-        if staff and staff.is_active and staff.auth_version == version_no:
-            return staff_principal(staff)
+        staff = s.get(StaffUser, pk)
+        if (staff and staff.is_active and staff.auth_version == version_no
+                and devices.is_open(s, device, now=now, staff_id=staff.id)):
+            return staff_principal(staff, device)
     elif kind == "participant":
-        participant = db.session().get(Participant, pk)
-        if participant and participant.status == "active" and participant.auth_version == version_no:
-            return ParticipantPrincipal(participant)
+        participant = s.get(Participant, pk)
+        if (participant and participant.status == "active" and participant.auth_version == version_no
+                and devices.is_open(s, device, now=now, participant_id=participant.id)):
+            return ParticipantPrincipal(participant, device)
     return None
 
 
@@ -100,6 +108,12 @@ def policy() -> Policy:
         activation_hours=c["ACTIVATION_HOURS"],
         pin_reset_minutes=c["PIN_RESET_MINUTES"],
     )
+
+
+def reset_limits() -> ResetLimits:
+    c = current_app.config
+    return ResetLimits(per_hour=c["PIN_RESET_PER_HOUR"], per_day=c["PIN_RESET_PER_DAY"],
+                       anonymous_sms_per_hour=c["ANONYMOUS_SMS_PER_HOUR"])
 
 
 def staff_required(*roles: str) -> Callable:
@@ -160,6 +174,8 @@ def _end_idle_staff_sessions():
     now = clock.now().timestamp()
     seen = session.get(STAFF_SEEN)
     if seen is None or now - seen > current_app.config["STAFF_IDLE_TIMEOUT"].total_seconds():
+        devices.end(db.session(), current_user.device, clock.now(), "idle")
+        db.session().commit()
         session.clear()
         logout_user()
         flash(_("You were signed out after a period of inactivity."), "info")

@@ -16,7 +16,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from diary import audit
-from diary.auth import lockout
+from diary.auth import devices, lockout, sms_limits
+from diary.auth.sms_limits import ResetLimits
 from diary.crypto import DataCipher, InvalidPhone, normalize_phone, token_hash
 from diary.models import AccessCode, Participant, StaffUser
 
@@ -244,17 +245,18 @@ def activate(session: Session, token: str, pin: str, now: datetime) -> Participa
         raise SignInError("inactive")
     if not lockout.consume_code(session, code.id, now):
         _refuse(session, "expired")
-    _set_pin(participant, pin)
+    _set_pin(session, participant, pin, now)
     _succeed(session, participant, now, f"participant:{participant.id}", "participant_activated")
     return participant
 
 
-def _set_pin(participant: Participant, pin: str) -> None:
+def _set_pin(session: Session, participant: Participant, pin: str, now: datetime) -> None:
     if not PIN_RE.match(pin):
         raise ValueError("pin_format")
     participant.pin_hash = hash_secret(pin)
     # A new PIN signs out every other phone that was signed in with the old one.
     participant.auth_version += 1
+    devices.end_all(session, now, "pin_changed", participant_id=participant.id)
 
 
 def find_participant_by_phone(session: Session, raw_phone: str, cipher: DataCipher) -> Participant | None:
@@ -291,11 +293,18 @@ class PinReset:
 
 
 def issue_pin_reset(
-    session: Session, raw_phone: str, now: datetime, policy: Policy, cipher: DataCipher
+    session: Session, raw_phone: str, now: datetime, policy: Policy, cipher: DataCipher,
+    limits: ResetLimits | None = None,
 ) -> PinReset | None:
-    """A 6-digit code for an enrolled, active number; None otherwise (the caller says the same)."""
+    """A 6-digit code for an enrolled, active number within the SMS limits; None otherwise (the
+    caller says the same either way)."""
+    limits = limits or ResetLimits()
     participant = find_participant_by_phone(session, raw_phone, cipher)
     if participant is None or participant.status != "active":
+        return None
+    if not sms_limits.phone_allows_a_code(session, participant, now, limits):
+        return None
+    if not sms_limits.take_anonymous_sms(session, now, limits.anonymous_sms_per_hour):
         return None
     code = f"{secrets.randbelow(10**6):06d}"
     for old in session.exec(
@@ -310,7 +319,7 @@ def issue_pin_reset(
     access_code = AccessCode(
         participant_id=participant.id, purpose="pin_reset",
         code_hash=token_hash(f"{participant.id}:{code}"),
-        expires_at=now + timedelta(minutes=policy.pin_reset_minutes),
+        expires_at=now + timedelta(minutes=policy.pin_reset_minutes), created_at=now,
     )
     session.add(access_code)
     audit.record(session, actor=f"participant:{participant.id}", action="pin_reset_requested",
@@ -346,6 +355,6 @@ def reset_pin(
     # One code, one new PIN: a second request with the same code loses here.
     if not lockout.consume_code(session, pending.id, now):
         _refuse(session, "expired")
-    _set_pin(participant, new_pin)
+    _set_pin(session, participant, new_pin, now)
     _succeed(session, participant, now, f"participant:{participant.id}", "pin_reset")
     return participant

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from diary import clock, db
-from diary.auth import STAFF_SEEN, policy, staff_principal
+from diary.auth import STAFF_SEEN, devices, policy, reset_limits, staff_principal
 from diary.auth import services as auth
 from diary.auth.forms import (
     ChoosePinForm,
@@ -114,7 +115,10 @@ def _finish_staff_login(staff: StaffUser):
     session.pop("totp_setup_secret", None)
     session.permanent = True
     session[STAFF_SEEN] = clock.now().timestamp()  # the idle timeout counts from here
-    login_user(staff_principal(staff), remember=False)
+    device = devices.open_session(db.session(), now=clock.now(), user_agent=request.user_agent.string,
+                                  staff_id=staff.id)
+    db.session().commit()
+    login_user(staff_principal(staff, device), remember=False)
     return redirect(_safe_next(url_for("staff.home")))
 
 
@@ -157,8 +161,16 @@ def staff_totp_setup():
     return render_template("auth/staff_totp_setup.html", form=form, secret=secret, qr_svg=qr_svg), status
 
 
+def _end_this_device() -> None:
+    device = getattr(current_user, "device", None)
+    if device:
+        devices.end(db.session(), device, clock.now())
+        db.session().commit()
+
+
 @bp.post("/staff/logout")
 def staff_logout():
+    _end_this_device()
     # Clear first: logout_user() leaves the flag that makes Flask-Login delete the remember cookie.
     session.clear()
     logout_user()
@@ -174,8 +186,11 @@ def _login_participant(participant) -> None:
     session.pop("lang", None)
     # A long-lived session keeps the CSRF token of a page left open all morning valid.
     session.permanent = True
+    device = devices.open_session(db.session(), now=clock.now(), user_agent=request.user_agent.string,
+                                  participant_id=participant.id)
+    db.session().commit()
     # Remember-me: a participant stays signed in on their own phone through their courses.
-    login_user(ParticipantPrincipal(participant), remember=True)
+    login_user(ParticipantPrincipal(participant, device), remember=True)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -221,27 +236,36 @@ def activate(token: str):
 def forgot_pin():
     form = ForgotPinForm()
     if form.validate_on_submit():
+        started = time.monotonic()
         s, now = db.session(), clock.now()
-        issued = auth.issue_pin_reset(s, form.phone.data, now, policy(), _cipher())
+        issued = auth.issue_pin_reset(s, form.phone.data, now, policy(), _cipher(), reset_limits())
         if issued:
             participant, code = issued.participant, issued.code
             site = s.get(Site, participant.site_id)
             # Keyed by the code, not the second: a second request in the same second replaces
             # the first code, so its SMS must not be dropped as a duplicate of the first.
-            message = outbox.enqueue(
+            # The dispatcher sends it, as every SMS: one send path, retried without doubling,
+            # and the answer's timing does not depend on the SMS provider.
+            outbox.enqueue(
                 s, _cipher(), dedupe_key=f"pin_reset:{participant.id}:{issued.access_code_id}",
                 kind="pin_reset", site_id=site.id, participant_id=participant.id,
                 to=_cipher().decrypt(participant.phone_enc),
                 body=_pin_code_text(participant.language, code), not_before=now,
                 expires_at=now + timedelta(minutes=policy().pin_reset_minutes),
             )
-            s.commit()
-            if message is not None:
-                outbox.send_now(s, _cipher(), message, now)
-        # The same answer whether or not the number is enrolled: a stranger learns nothing.
+        s.commit()
+        # The same answer, after the same time, whether or not the number is enrolled or a
+        # limit was reached: a stranger learns nothing.
+        _answer_no_sooner_than(started + current_app.config["FORGOT_PIN_RESPONSE_SECONDS"])
         flash(_("If this number is enrolled in the study, a text message with a code is on its way."), "info")
         return redirect(url_for("auth.reset_pin"))
     return render_template("auth/forgot_pin.html", form=form)
+
+
+def _answer_no_sooner_than(deadline: float) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
 
 
 def _pin_code_text(language: str, code: str) -> str:
@@ -275,6 +299,7 @@ def reset_pin():
 
 @bp.post("/logout")
 def participant_logout():
+    _end_this_device()
     # Clear first: logout_user() leaves the flag that makes Flask-Login delete the remember cookie.
     session.clear()
     logout_user()

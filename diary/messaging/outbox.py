@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary.crypto import DataCipher
-from diary.messaging.gateway import Gateway, GatewayError, build_gateway, sms_text
+from diary.messaging.gateway import Gateway, build_gateway, sms_text
 from diary.models import Message
 
 log = logging.getLogger(__name__)
@@ -62,26 +62,3 @@ def gateway() -> Gateway:
     if "diary.gateway" not in current_app.extensions:
         current_app.extensions["diary.gateway"] = build_gateway(current_app.config)
     return current_app.extensions["diary.gateway"]
-
-
-def send_now(session: Session, cipher: DataCipher, message: Message, now: datetime) -> None:
-    """Send a committed, time-critical message (a PIN-reset code) without waiting for a tick.
-
-    It records "sending" before the call, as the dispatcher does, so that a crash in between
-    leaves a row the dispatcher reconciles rather than a code sent twice.
-    """
-    message.status = "sending"
-    message.claimed_at = now
-    message.attempts += 1
-    session.add(message)
-    session.commit()
-    try:
-        message.provider_id = gateway().send(cipher.decrypt(message.to_enc), message.body)
-        message.status = "sent"
-        message.sent_at = now
-    except GatewayError as exc:
-        log.warning("message %s not sent now (%s); the dispatcher will retry", message.id, exc)
-        message.status = "failed" if exc.permanent else "queued"
-        message.last_error = str(exc)[:500]
-    session.add(message)
-    session.commit()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import refresh
 from flask_login import current_user
 
-from diary import clock, db
-from diary.auth import participant_required
+from diary import audit, clock, db
+from diary.auth import devices, participant_required
 from diary.patient import bp
 from diary.patient.common import cfg, me
 from diary.patient.messages import settings_error
 from diary.services.participant_settings import SettingsError, update_settings
+
+
+def _devices() -> dict:
+    s = db.session()
+    return {"devices": devices.open_sessions(s, me().id), "this_device": devices.current_id(s, current_user.device)}
 
 
 @bp.get("/settings")
@@ -20,7 +25,23 @@ from diary.services.participant_settings import SettingsError, update_settings
 def settings():
     p = me()
     return render_template("patient/settings.html", values={
-        "reminder_time": p.reminder_time, "language": p.language, "sms": "on" if p.sms_opt_in else "off"})
+        "reminder_time": p.reminder_time, "language": p.language, "sms": "on" if p.sms_opt_in else "off"},
+        **_devices())
+
+
+@bp.post("/settings/devices/<int:device_id>/end")
+@participant_required
+def end_device(device_id: int):
+    """Sign out one of the participant's other phones; it must sign in again with the PIN."""
+    s = db.session()
+    if device_id == devices.current_id(s, current_user.device) or not devices.end_other(
+            s, me().id, device_id, clock.now()):
+        abort(404)
+    audit.record(s, actor=current_user.actor, action="device_signed_out", entity="DeviceSession",
+                 entity_id=device_id, site_id=me().site_id, participant_id=me().id, at=clock.now())
+    s.commit()
+    flash(_("That phone is signed out."), "success")
+    return redirect(url_for("patient.settings"), 303)
 
 
 @bp.post("/settings")
@@ -36,7 +57,7 @@ def save_settings():
     except SettingsError as error:
         db.session().rollback()
         return render_template("patient/settings.html", values=values, field=error.field,
-                               error=settings_error(error.field, error.code, cfg())), 422
+                               error=settings_error(error.field, error.code, cfg()), **_devices()), 422
     db.session().commit()
     # The new language applies to this very message, not only to the next page.
     current_user.language = me().language

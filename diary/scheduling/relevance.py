@@ -19,6 +19,8 @@ from diary.scheduling.context import Jobs
 
 # Answers to something the person just sent, and messages to staff: no quiet hours, no opt-in.
 STAFF_KINDS = frozenset({"danger_alert", "digest"})
+# Asked for a moment ago by the participant (a PIN-reset code): sent whatever the hour or opt-in.
+ASKED_FOR_KINDS = frozenset({"pin_reset"})
 
 
 class Verdict(Enum):
@@ -56,6 +58,8 @@ def verdict(session: Session, message: Message, jobs: Jobs, now: datetime) -> tu
     participant = session.get(Participant, message.participant_id)
     if participant.status != "active":
         return Verdict.DROP, participant.status
+    if message.kind in ASKED_FOR_KINDS:
+        return Verdict.SEND, None
     if not participant.sms_opt_in:
         return Verdict.DROP, "opted out"
     if message.course_id is not None and message.kind in reminders.REMINDER_KINDS:

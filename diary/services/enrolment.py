@@ -52,9 +52,10 @@ def enroll(
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise EnrolmentError("timezone", "unknown") from None
-    # The participant's own rule (settings page), with the configuration in force.
+    # The participant's own rule (settings page), with the configuration in force. Every entry
+    # point passes `cfg`; without it (fixtures that build past data) only the format is checked.
     refusal = study.reminder_time_refusal(reminder_time, cfg or StudyConfig())
-    if refusal:
+    if refusal == "invalid" or (refusal and cfg is not None):
         raise EnrolmentError("reminder_time", refusal)
     try:
         e164 = normalize_phone(phone)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from sqlmodel import Session
+
 
 def new_client(app):
     client = app.test_client()
@@ -32,3 +34,14 @@ def at_once(app, requests):
     errors = [r for r in results if isinstance(r, BaseException)]
     assert not errors, errors
     return results
+
+
+def dispatch_outbox(app):
+    """Run the outbox dispatcher once at the app's clock, as a scheduler tick does (no rate limit)."""
+    from diary.scheduling.context import Jobs
+    from diary.scheduling.dispatch import dispatch
+
+    with app.app_context():
+        jobs = Jobs.from_app(app, rate_per_second=0)
+        with Session(app.extensions["diary.engine"], expire_on_commit=False) as s:
+            return dispatch(s, jobs, app.extensions["diary.clock"]())

@@ -10,6 +10,7 @@ from sqlmodel import select
 from diary.auth import services as auth_services
 from diary.models import AccessCode, AuditEvent, Message, Participant
 from tests.conftest import PIN, csrf_from
+from tests.web.race_helpers import dispatch_outbox
 
 NEW_PIN = "97531"
 
@@ -17,6 +18,11 @@ NEW_PIN = "97531"
 @pytest.fixture(autouse=True)
 def english(client):
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+
+@pytest.fixture(autouse=True)
+def quick_forgot_pin_answers(app):
+    app.config["FORGOT_PIN_RESPONSE_SECONDS"] = 0.01
 
 
 @pytest.fixture
@@ -67,6 +73,7 @@ def _reset(client, phone, code, pin=NEW_PIN):
 
 
 def _sent_codes(app, to):
+    dispatch_outbox(app)
     gateway = app.extensions.get("diary.gateway")
     sent = gateway.sent if gateway else []
     return [re.search(r"\b(\d{6})\b", body).group(1) for number, body, _id in sent if number == to]
@@ -274,6 +281,9 @@ def test_sign_in_writes_an_audit_event(client, world, session):
 def test_forgot_pin_sends_a_six_digit_code_by_sms_through_the_outbox(app, client, world, session):
     r = _forgot(client, "138 0000 1111")
     assert r.status_code == 302 and r.headers["Location"] == "/pin/reset"
+    session.rollback()
+    # Queued by the request, sent by the outbox's dispatcher: one send path for every SMS.
+    assert [m.status for m in session.exec(select(Message)).all()] == ["queued"]
     assert len(_sent_codes(app, world.phones["pa"])) == 1
     session.rollback()
     messages = session.exec(select(Message)).all()

@@ -1,0 +1,88 @@
+"""Signed-in devices: a server-side record per session, so that a session can be ended (issue 11, item 9).
+
+A signed cookie alone cannot be taken back: a copy made before sign-out kept working. Each sign-in
+now opens a DeviceSession row; the cookie carries a random id (only its hash is stored) inside the
+Flask-Login user id, so the remember cookie carries it too; every request checks the row is open.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from diary.crypto import token_hash
+from diary.models import DeviceSession
+
+# Writing "last seen" on every request would make each page a write; a few minutes is precise enough.
+SEEN_EVERY = timedelta(minutes=5)
+_BROWSERS = (("Edg/", "Edge"), ("MicroMessenger", "WeChat"), ("Chrome/", "Chrome"), ("Firefox/", "Firefox"),
+             ("Safari/", "Safari"))
+_SYSTEMS = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
+            ("Mac OS X", "Mac"), ("Linux", "Linux"))
+
+
+def describe(user_agent: str) -> str:
+    """'Chrome · Android' from a User-Agent header: enough to recognise a phone, no more."""
+    browser = next((name for key, name in _BROWSERS if key in user_agent), "")
+    system = next((name for key, name in _SYSTEMS if key in user_agent), "")
+    label = " · ".join(part for part in (browser, system) if part)
+    return re.sub(r"[^\w ·.-]", "", label)[:120]
+
+
+def open_session(session: Session, *, now: datetime, user_agent: str, participant_id: int | None = None,
+                 staff_id: int | None = None) -> str:
+    """Record a sign-in on this device; the token to carry in its cookie."""
+    token = secrets.token_urlsafe(24)
+    session.add(DeviceSession(token_hash=token_hash(token), participant_id=participant_id, staff_id=staff_id,
+                              device=describe(user_agent or ""), created_at=now, last_seen_at=now))
+    return token
+
+
+def is_open(session: Session, token: str, *, now: datetime, participant_id: int | None = None,
+            staff_id: int | None = None) -> bool:
+    """Whether the device session named by `token` belongs to this account and has not ended."""
+    row = session.exec(select(DeviceSession).where(DeviceSession.token_hash == token_hash(token))).first()
+    if row is None or row.ended_at is not None or (row.participant_id, row.staff_id) != (participant_id, staff_id):
+        return False
+    if now - row.last_seen_at > SEEN_EVERY:
+        session.exec(update(DeviceSession).where(DeviceSession.id == row.id).values(last_seen_at=now))
+        session.commit()
+    return True
+
+
+def end(session: Session, token: str, now: datetime, reason: str = "signed_out") -> None:
+    session.exec(update(DeviceSession).where(DeviceSession.token_hash == token_hash(token),
+                                             DeviceSession.ended_at.is_(None))
+                 .values(ended_at=now, ended_reason=reason))
+
+
+def end_all(session: Session, now: datetime, reason: str, *, participant_id: int | None = None,
+            staff_id: int | None = None) -> int:
+    """End every open session of one account (PIN reset, withdrawal, deactivation); how many."""
+    owner = (DeviceSession.participant_id == participant_id if participant_id is not None
+             else DeviceSession.staff_id == staff_id)
+    result = session.exec(update(DeviceSession).where(owner, DeviceSession.ended_at.is_(None))
+                          .values(ended_at=now, ended_reason=reason))
+    return result.rowcount
+
+
+def end_other(session: Session, participant_id: int, device_id: int, now: datetime) -> bool:
+    """A participant ends one of their own other sessions; False if it is not theirs or already ended."""
+    result = session.exec(update(DeviceSession).where(
+        DeviceSession.id == device_id, DeviceSession.participant_id == participant_id,
+        DeviceSession.ended_at.is_(None)).values(ended_at=now, ended_reason="ended_from_settings"))
+    return result.rowcount == 1
+
+
+def open_sessions(session: Session, participant_id: int) -> list[DeviceSession]:
+    return list(session.exec(select(DeviceSession).where(
+        DeviceSession.participant_id == participant_id, DeviceSession.ended_at.is_(None))
+        .order_by(DeviceSession.last_seen_at.desc())).all())
+
+
+def current_id(session: Session, token: str) -> int | None:
+    return session.exec(select(DeviceSession.id).where(DeviceSession.token_hash == token_hash(token))).first()
