@@ -6,32 +6,18 @@ corrections; the rules it applies come from diary/study.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from diary import audit, study
-from diary.models import Course, DoseDecision, DoseLog, Participant
-from diary.study import DoseStatus, StudyConfig
+from diary import audit, course_record, study
+from diary.models import Course, DoseLog, Participant
+from diary.services.course_records import is_current, load_record
+from diary.study import StudyConfig
 
 # A phone clock a few minutes fast must not make a dose "in the future".
 CLOCK_SKEW = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class DayPlan:
-    day: int
-    date: date
-    dose_mg: float
-    tablets: int
-    status: DoseStatus
-    draw_day: bool
-    log: DoseLog | None
-    may_log: bool
-    cutoff: datetime
 
 
 class DoseLogError(ValueError):
@@ -40,53 +26,6 @@ class DoseLogError(ValueError):
     def __init__(self, code: str):
         super().__init__(code)
         self.code = code
-
-
-def current_logs(logs: Iterable[DoseLog]) -> dict[int, DoseLog]:
-    """Per course day, the record nothing supersedes; a retraction (undo) leaves the day empty."""
-    logs = list(logs)
-    superseded = {log.supersedes_id for log in logs if log.supersedes_id is not None}
-    current: dict[int, DoseLog] = {}
-    for log in logs:
-        if log.id not in superseded and log.outcome != "retracted":
-            current[log.course_day] = log
-    return current
-
-
-def _latest(logs: Iterable[DoseLog], day: int) -> DoseLog | None:
-    """The head of a day's chain of records (retractions included)."""
-    day_logs = [log for log in logs if log.course_day == day]
-    superseded = {log.supersedes_id for log in day_logs}
-    heads = [log for log in day_logs if log.id not in superseded]
-    return max(heads, key=lambda log: log.id) if heads else None
-
-
-def plan_days(
-    course: Course, decisions: Iterable[DoseDecision], logs: Iterable[DoseLog],
-    cfg: StudyConfig, now: datetime, tz: str,
-) -> list[DayPlan]:
-    """The course's days with dose, tablets and status. Pure: the caller loads the rows."""
-    signed = [(d.effective_day, d.dose_mg) for d in sorted(decisions, key=lambda d: d.id)]
-    by_day = current_logs(logs)
-    plans = []
-    for day, day_date in enumerate(study.course_dates(course.start_date, cfg), start=1):
-        dose = study.dose_for_day(day, course.starting_dose_mg, signed)
-        log = by_day.get(day)
-        cutoff = study.logging_cutoff(course.start_date, day, tz, cfg)
-        plans.append(DayPlan(
-            day=day, date=day_date, dose_mg=dose, tablets=study.tablet_count(dose, cfg),
-            status=study.dose_status(day_date, dose, log.outcome if log else None, now, tz, cutoff),
-            draw_day=study.is_draw_day(day, cfg), log=log,
-            may_log=dose > 0 and study.participant_may_log(day_date, now, tz, cutoff),
-            cutoff=cutoff,
-        ))
-    return plans
-
-
-def load_plan(session: Session, course: Course, cfg: StudyConfig, now: datetime, tz: str) -> list[DayPlan]:
-    decisions = session.exec(select(DoseDecision).where(DoseDecision.course_id == course.id)).all()
-    logs = session.exec(select(DoseLog).where(DoseLog.course_id == course.id)).all()
-    return plan_days(course, decisions, logs, cfg, now, tz)
 
 
 def course_for(session: Session, participant: Participant, today: date, cfg: StudyConfig) -> Course | None:
@@ -138,12 +77,9 @@ def log_dose(
     if outcome not in ("taken", "not_taken", "retracted"):
         raise DoseLogError("bad_outcome")
 
-    logs = session.exec(
-        select(DoseLog).where(DoseLog.course_id == course.id, DoseLog.course_day == day)
-    ).all()
-    plan = plan_days(course, _decisions(session, course), logs, cfg, now, participant.timezone)[day - 1]
-    head = _latest(logs, day)
-    current = current_logs(logs).get(day)
+    plan = course_record.course_days(load_record(session, course.id), cfg, now)[day - 1]
+    head = _head(session, course.id, day)
+    current = head if head is not None and head.outcome != "retracted" else None
 
     if source == "staff":
         if not correction_reason or not correction_reason.strip():
@@ -185,11 +121,16 @@ def log_dose(
         with session.begin_nested():
             session.add(log)
     except IntegrityError:
-        # The same key or the same head, written a moment ago by a concurrent request.
+        # The same key, or the same day, written a moment ago by a concurrent request: the database
+        # keeps one chain per day (uq_doselog_first_record, unique supersedes_id), and the loser
+        # gets the winner's record back, as a replay does.
         session.expire_all()
         raced = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
         if raced is not None:
             return raced
+        winner = _head(session, course.id, day)
+        if winner is not None and winner.outcome != "retracted":
+            return winner
         raise DoseLogError("conflict") from None
     audit.record(
         session, actor=f"staff:{staff_id}" if source == "staff" else
@@ -202,8 +143,10 @@ def log_dose(
     return log
 
 
-def _decisions(session: Session, course: Course) -> list[DoseDecision]:
-    return list(session.exec(select(DoseDecision).where(DoseDecision.course_id == course.id)).all())
+def _head(session: Session, course_id: int, day: int) -> DoseLog | None:
+    """The newest record of a day (a retraction included): the one a new record supersedes."""
+    return session.exec(select(DoseLog).where(DoseLog.course_id == course_id, DoseLog.course_day == day,
+                                              is_current(DoseLog)).order_by(DoseLog.id.desc())).first()
 
 
 def _snapshot(log: DoseLog) -> dict:

@@ -10,6 +10,7 @@ DAY_STATUS = {
     "due": ("○", _l("Due today")),
     "upcoming": ("·", _l("Coming up")),
     "held": ("‖", _l("Held")),
+    "paused": ("⏸", _l("Paused for review")),
     "ended": ("–", _l("After end of participation")),
 }
 FLAG_KIND = {
@@ -19,6 +20,10 @@ FLAG_KIND = {
     "sms_failed": _l("Undeliverable SMS"),
     "opt_out": _l("SMS opt-out"),
     "urgent_plt": _l("Urgent PLT"),
+}
+PAUSE_CAUSE = {
+    "danger_symptom": _l("opened by a danger symptom report"),
+    "critical_plt": _l("opened by a critical platelet count"),
 }
 ACTION = {
     "continue": _l("continue"), "increase": _l("increase"), "reduce": _l("reduce"), "hold": _l("hold"),
