@@ -211,6 +211,10 @@ class DoseLog(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=32)  # why not taken
     fasting: bool | None = None
     note: str | None = Field(default=None, max_length=500)
+    # The prescription in force when the record was made (issue 10, item 9): a later decision must
+    # never change what a past log meant. None on records made before this was kept.
+    dose_mg: float | None = None
+    tablets: int | None = None
     source: str = Field(max_length=16)
     staff_id: int | None = Field(default=None, foreign_key="staffuser.id")
     received_at: datetime = created_at()

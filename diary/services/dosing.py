@@ -113,6 +113,7 @@ def log_dose(
     log = DoseLog(
         course_id=course.id, course_day=day, outcome=outcome, taken_at=taken_at,
         reason=reason if outcome == "not_taken" else None, fasting=fasting, source=source,
+        dose_mg=plan.dose_mg, tablets=plan.tablets,
         staff_id=staff_id, received_at=now, client_key=client_key,
         supersedes_id=head.id if head is not None else None,
         correction_reason=correction_reason,
@@ -153,5 +154,6 @@ def _snapshot(log: DoseLog) -> dict:
     return {
         "course_id": log.course_id, "course_day": log.course_day, "outcome": log.outcome,
         "taken_at": log.taken_at, "reason": log.reason, "fasting": log.fasting,
+        "dose_mg": log.dose_mg, "tablets": log.tablets,
         "source": log.source, "received_at": log.received_at, "client_key": log.client_key,
     }

@@ -146,6 +146,8 @@ TABLES: tuple[Table, ...] = (
         col("course_day", "integer", "Course day"), col("outcome", "text", "taken, not_taken or retracted"),
         col("taken_at", "datetime", "Time the participant says the dose was taken"),
         col("reason", "text", "Why not taken"), col("fasting", "boolean", "Taken on an empty stomach"),
+        col("dose_mg", "number", "Prescribed mg/day in force when it was recorded"),
+        col("tablets", "integer", "Prescribed tablets in force when it was recorded"),
         col("source", "text", "participant, staff or sms"), col("staff_id", "integer", "Staff id if staff"),
         col("received_at", "datetime", "Received by the server"),
         col("supersedes_id", "integer", "Record this corrects"),
