@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from diary import study
@@ -29,12 +31,18 @@ def current(rows: Iterable, *, id_of=lambda r: r.id, supersedes_of=lambda r: r.s
     return [r for r in rows if id_of(r) not in superseded]
 
 
+@lru_cache(maxsize=8192)
+def _instant(on: date, at: time, tz: str) -> datetime:
+    # Thousands of courses ask the same (date, time, zone): the grid and a tick load them all.
+    return study.local_instant(on, at, tz)
+
+
 # -------------------------------------------------------------------------------------------------
 # The record
 
 
-@dataclass(frozen=True, slots=True)
-class LogFact:
+# Named tuples, not dataclasses: the grid builds ~100,000 of them, and a tuple is built in C.
+class LogFact(NamedTuple):
     """A current dose log (a retraction leaves its day without one)."""
 
     id: int
@@ -46,13 +54,8 @@ class LogFact:
     fasting: bool | None = None
     reason: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.outcome not in _LOGGED:
-            raise ValueError(f"unknown dose outcome {self.outcome!r} (a current log is taken or not_taken)")
 
-
-@dataclass(frozen=True, slots=True)
-class LabFact:
+class LabFact(NamedTuple):
     id: int
     day: int
     plt: float
@@ -75,8 +78,10 @@ class PauseFact:
     cause: str = "danger_symptom"  # danger_symptom | critical_plt
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CourseRecord:
+    """Read-only by convention (not frozen: building 8,000 frozen instances costs a tenth of the grid)."""
+
     course_id: int
     participant_id: int
     site_id: int
@@ -91,7 +96,8 @@ class CourseRecord:
     cohort: str = "primary"
     site_code: str = ""
     decisions: tuple[tuple[int, float], ...] = ()  # (effective day, mg), in signing order
-    logs: dict[int, LogFact] | None = None  # current log per course day
+    outcomes: dict[int, str] | None = None  # the current log's outcome per course day
+    logs: dict[int, LogFact] | None = None  # the current logs themselves, where a page shows them
     labs: tuple[LabFact, ...] = ()  # current blood counts
     symptoms: tuple[SymptomFact, ...] = ()  # current symptom reports filed on this course
     pauses: tuple[PauseFact, ...] = ()
@@ -104,6 +110,10 @@ class CourseRecord:
                 return pause
         return None
 
+    def __post_init__(self) -> None:
+        if self.outcomes is None:
+            self.outcomes = {day: log.outcome for day, log in (self.logs or {}).items()}
+
     def log(self, day: int) -> LogFact | None:
         return self.logs.get(day) if self.logs else None
 
@@ -114,11 +124,13 @@ class CourseRecord:
 
 def doses(record: CourseRecord, cfg: StudyConfig) -> tuple[float, ...]:
     """Prescribed mg of days 1..n: the last-signed decision in effect by then (0 = held)."""
-    length = cfg.course_length_days
-    if not record.decisions:
-        return (record.starting_dose_mg,) * length
-    return tuple(study.dose_for_day(day, record.starting_dose_mg, record.decisions)
-                 for day in range(1, length + 1))
+    return _doses(record.starting_dose_mg, record.decisions, cfg.course_length_days)
+
+
+@lru_cache(maxsize=4096)
+def _doses(starting_mg: float, decisions: tuple[tuple[int, float], ...], length: int) -> tuple[float, ...]:
+    # study.dose_for_day day by day; courses share a handful of decision patterns, hence the cache.
+    return tuple(study.dose_for_day(day, starting_mg, decisions) for day in range(1, length + 1))
 
 
 def ended_on(record: CourseRecord) -> date | None:
@@ -148,6 +160,8 @@ def paused_days(record: CourseRecord, cfg: StudyConfig) -> frozenset[int]:
 
 
 _LOGGED = {"taken": DoseStatus.TAKEN, "not_taken": DoseStatus.NOT_TAKEN}
+# The statuses a log or a pause can replace (not held, not ended).
+_OPEN = frozenset({DoseStatus.UPCOMING, DoseStatus.DUE, DoseStatus.MISSED})
 
 
 def day_statuses(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[DoseStatus]:
@@ -155,44 +169,55 @@ def day_statuses(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[
 
     ended (after the participant's end) › held (0 mg) › what was logged › paused for review ›
     upcoming / due / missed by the participant's local calendar and the logging cutoff."""
-    length, grace = cfg.course_length_days, cfg.cutoff_days_after
-    mg = doses(record, cfg)
-    elapsed = (study.local_date(now, record.tz) - record.day1).days  # today's offset from day 1
+    length = cfg.course_length_days
     last = ended_on(record)
     last_index = (last - record.day1).days if last is not None else length
-    paused = paused_days(record, cfg)
-    logs = record.logs or {}
-    statuses = []
-    for index in range(length):
-        day = index + 1
-        if index > last_index:
-            statuses.append(DoseStatus.ENDED)
-            continue
-        if mg[index] == 0:
-            statuses.append(DoseStatus.HELD)
-            continue
-        log = logs.get(day)
-        if log is not None:
-            statuses.append(_LOGGED[log.outcome])
-            continue
-        if day in paused:
-            statuses.append(DoseStatus.PAUSED)
-            continue
-        late = elapsed - index  # days since this day began, in local dates
-        if late < 0:
-            statuses.append(DoseStatus.UPCOMING)
-        elif late > grace:
-            statuses.append(DoseStatus.MISSED)
-        elif late < grace:
-            statuses.append(DoseStatus.DUE)
-        else:
-            statuses.append(DoseStatus.MISSED if now >= cutoff(record, day, cfg) else DoseStatus.DUE)
+    statuses = list(_calendar(doses(record, cfg), record.day1, record.tz, last_index, now, length,
+                              cfg.cutoff_days_after, cfg.cutoff_time))
+    open_ = _OPEN
+    try:
+        for day, outcome in record.outcomes.items():
+            if 0 < day <= length and statuses[day - 1] in open_:
+                statuses[day - 1] = _LOGGED[outcome]
+    except KeyError:
+        raise ValueError(f"unknown dose outcome {outcome!r} (a current log is taken or not_taken)") from None
+    if record.pauses:
+        for day in paused_days(record, cfg):
+            if statuses[day - 1] in open_:
+                statuses[day - 1] = DoseStatus.PAUSED
     return statuses
 
 
+@lru_cache(maxsize=4096)
+def _calendar(mg: tuple[float, ...], day1: date, tz: str, last_index: int, now: datetime, length: int,
+              grace: int, cutoff_time: time) -> tuple[DoseStatus, ...]:
+    """The statuses of a course's days as if nothing were logged or paused. Cached: thousands of
+    courses of a grid or a tick share a start date, a zone and a prescription."""
+    elapsed = (study.local_date(now, tz) - day1).days  # today's offset from day 1
+    statuses = []
+    for index in range(length):
+        if index > last_index:
+            statuses.append(DoseStatus.ENDED)
+        elif mg[index] == 0:
+            statuses.append(DoseStatus.HELD)
+        else:
+            late = elapsed - index  # days since this day began, in local dates
+            if late < 0:
+                statuses.append(DoseStatus.UPCOMING)
+            elif late > grace:
+                statuses.append(DoseStatus.MISSED)
+            elif late < grace:
+                statuses.append(DoseStatus.DUE)
+            else:
+                limit = _instant(day1 + timedelta(days=index + grace), cutoff_time, tz)
+                statuses.append(DoseStatus.MISSED if now >= limit else DoseStatus.DUE)
+    return tuple(statuses)
+
+
 def cutoff(record: CourseRecord, day: int, cfg: StudyConfig) -> datetime:
-    """The instant after which only staff may record day `day` (DESIGN §3)."""
-    return study.logging_cutoff(record.day1, day, record.tz, cfg)
+    """The instant after which only staff may record day `day` (DESIGN §3); study.logging_cutoff."""
+    return _instant(study.date_of_day(record.day1, day, cfg) + timedelta(days=cfg.cutoff_days_after),
+                    cfg.cutoff_time, record.tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +258,7 @@ def missed_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[i
     return [i + 1 for i, s in enumerate(day_statuses(record, cfg, now)) if s is DoseStatus.MISSED]
 
 
-@dataclass(frozen=True, slots=True)
-class Counts:
+class Counts(NamedTuple):
     """Adherence of a course: taken ÷ (taken + not taken + missed); held, paused, coming and
     ended days are not counted."""
 
@@ -259,14 +283,20 @@ def adherence(statuses: list[DoseStatus]) -> Counts:
 
 def draw_done(record: CourseRecord, draw_day: int, cfg: StudyConfig) -> bool:
     """Whether a current blood count falls within the configured window around `draw_day`."""
+    return draw_day in draws_done(record, cfg)
+
+
+def draws_done(record: CourseRecord, cfg: StudyConfig) -> set[int]:
+    """The planned draw days a current blood count covers (within draw_window_days either side)."""
     window = cfg.draw_window_days
-    return any(lab.day > 0 and abs(lab.day - draw_day) <= window for lab in record.labs)
+    drawn = {lab.day for lab in record.labs if lab.day > 0}
+    return {day for day in cfg.draw_days if any(day - window <= d <= day + window for d in drawn)} if drawn else set()
 
 
 def draw_overdue_from(record: CourseRecord, draw_day: int, cfg: StudyConfig, grace_hours: float) -> datetime:
     """When a missing count becomes overdue: `grace_hours` after the last day of its window."""
     window_end = record.day1 + timedelta(days=draw_day - 1 + cfg.draw_window_days + 1)
-    return study.local_instant(window_end, time(0, 0), record.tz) + timedelta(hours=grace_hours)
+    return _instant(window_end, time(0, 0), record.tz) + timedelta(hours=grace_hours)
 
 
 def overdue_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float) -> list[int]:
@@ -274,9 +304,10 @@ def overdue_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_h
     if record.participant_status != "active":
         return []
     last = ended_on(record)
+    done = draws_done(record, cfg)
     return [day for day in cfg.draw_days
-            if (last is None or record.day1 + timedelta(days=day - 1) <= last)
-            and not draw_done(record, day, cfg) and draw_overdue_from(record, day, cfg, grace_hours) <= now]
+            if day not in done and (last is None or record.day1 + timedelta(days=day - 1) <= last)
+            and draw_overdue_from(record, day, cfg, grace_hours) <= now]
 
 
 def pending_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float,
@@ -285,8 +316,9 @@ def pending_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_h
     if record.participant_status != "active":
         return []
     today = study.local_date(now, record.tz)
+    done = draws_done(record, cfg)
     return [day for day in cfg.draw_days
-            if not draw_done(record, day, cfg)
+            if day not in done
             and record.day1 + timedelta(days=day - 1) <= today + timedelta(days=ahead_days)
             and draw_overdue_from(record, day, cfg, grace_hours) > now
             and record.day1 + timedelta(days=day - 1 + cfg.draw_window_days) >= today]
@@ -314,7 +346,7 @@ def day_for_log(record: CourseRecord, cfg: StudyConfig, now: datetime, *, named_
     def open_(day: int | None) -> bool:
         # Open: the participant may still record it and nothing is recorded yet.
         return day is not None and 1 <= day <= len(days) and days[day - 1].may_log and \
-            days[day - 1].log is None
+            day not in record.outcomes
 
     if named_day is not None:
         return named_day if open_(named_day) else None

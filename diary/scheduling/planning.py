@@ -47,7 +47,7 @@ def load_running(session: Session, jobs: Jobs, now: datetime) -> list[Running]:
     fixed number of queries, and one more for how to reach each participant."""
     low, high = reminders.course_window(now, jobs.cfg)
     window = (Course.start_date >= low, Course.start_date <= high, Participant.status == "active")
-    records = load_records(session, *window)
+    records = load_records(session, *window, log_details=False)
     contact = {pid: row for pid, *row in session.exec(
         select(Participant.id, Participant.language, Participant.sms_opt_in, Participant.phone_enc)
         .where(Participant.id.in_(select(Course.participant_id).join(Participant).where(*window))))}

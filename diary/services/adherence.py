@@ -9,7 +9,7 @@ the rows the filters show.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, func, select
@@ -55,8 +55,8 @@ class CourseRow:
     counts: course_record.Counts
     open_flags: int
     cfg: StudyConfig
-    overdue_draws: list[tuple[int, date]] = field(default_factory=list)
-    upcoming_draws: list[tuple[int, date]] = field(default_factory=list)
+    overdue_draws: list[tuple[int, date]] | tuple = ()
+    upcoming_draws: list[tuple[int, date]] | tuple = ()
 
     participant_id = property(lambda self: self.record.participant_id)
     study_number = property(lambda self: self.record.study_number)
@@ -117,7 +117,7 @@ def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: froz
         scope.append(Participant.site_id == filters.site_id)
     if filters.cohort:
         scope.append(Participant.cohort == filters.cohort)
-    records = load_records(session, *scope)
+    records = load_records(session, *scope, log_details=False)
     participant_ids = select(Participant.id).where(*scope).scalar_subquery()
     flags = dict(session.connection().execute(
         select(Flag.participant_id, func.count()).where(
@@ -137,7 +137,8 @@ def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: froz
             continue
         statuses = course_record.day_statuses(record, cfg, now)
         counts = course_record.adherence(statuses)
-        row = CourseRow(record, state, [s.value for s in statuses], counts, open_flags, cfg)
+        # DoseStatus is a str enum: its members are the cells' codes.
+        row = CourseRow(record, state, statuses, counts, open_flags, cfg)
         _draws(row, now, today, cfg, lab_grace_hours)
         grid.rows.append(row)
         # The headline counts exactly what the filters show (issue 9, problem 6).

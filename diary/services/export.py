@@ -196,7 +196,7 @@ DOSE_DAYS = Table("dose_days.csv", "Each course day's status at export time (der
 def _dose_days(session: Session, cfg: StudyConfig, sites: frozenset[int] | None, now: datetime) -> list[list]:
     where = [] if sites is None else [Participant.site_id.in_(sorted(sites))]
     rows = []
-    for record in sorted(load_records(session, *where).values(), key=lambda r: r.course_id):
+    for record in sorted(load_records(session, *where, log_details=False).values(), key=lambda r: r.course_id):
         for index, status in enumerate(course_record.day_statuses(record, cfg, now)):
             rows.append([record.course_id, record.study_number, index + 1,
                          record.day1 + timedelta(days=index), course_record.doses(record, cfg)[index], status.value])
