@@ -14,7 +14,8 @@ from sqlmodel import Session, select
 from diary import audit, course_record, study
 from diary.models import Course, DoseLog, Participant
 from diary.services.course_records import is_current, load_record
-from diary.study import StudyConfig
+from diary.services.flags import raise_flag
+from diary.study import DoseStatus, StudyConfig
 
 # A phone clock a few minutes fast must not make a dose "in the future".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -141,6 +142,12 @@ def log_dose(
         participant_id=participant.id, at=now, reason=correction_reason,
         before=_snapshot(head) if head else None, after=_snapshot(log),
     )
+    if outcome == "taken" and plan.status is DoseStatus.PAUSED:
+        # Issue 10, item 10: recorded as taken (it happened), shown to staff, proposed as a deviation.
+        raise_flag(session, key=f"dose_in_pause:{log.id}", kind="dose_in_pause", site_id=participant.site_id,
+                   participant_id=participant.id, now=now,
+                   detail=f"Tablets reported taken on course day {day} during a clinical-review pause: "
+                          "proposed protocol deviation")
     return log
 
 

@@ -20,6 +20,7 @@ FLAG_KIND = {
     "sms_failed": _l("Undeliverable SMS"),
     "opt_out": _l("SMS opt-out"),
     "urgent_plt": _l("Urgent PLT"),
+    "dose_in_pause": _l("Dose taken during a review pause"),
 }
 PAUSE_CAUSE = {
     "danger_symptom": _l("opened by a danger symptom report"),

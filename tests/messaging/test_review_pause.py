@@ -143,7 +143,12 @@ def test_the_participant_can_still_record_a_dose_they_took_and_staff_see_it(
     auth.staff("nurse_a")
     html = client.get(f"/staff/participants/{world.participants['pa'].id}").get_data(as_text=True)
     assert "Review pause open since" in html
-    assert session.exec(select(DoseLog).where(DoseLog.client_key == "took-it-anyway")).one().outcome == "taken"
+    log = session.exec(select(DoseLog).where(DoseLog.client_key == "took-it-anyway")).one()
+    assert log.outcome == "taken"
+    # Issue 10, item 10: shown to staff and proposed as a protocol deviation.
+    flag = session.exec(select(Flag).where(Flag.key == f"dose_in_pause:{log.id}")).one()
+    assert "proposed protocol deviation" in flag.detail
+    assert "Dose taken during a review pause" in client.get("/staff/flags").get_data(as_text=True)
 
 
 def _lab(app, session, world, clock, plt):
