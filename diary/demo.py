@@ -9,10 +9,11 @@ import pyotp
 from flask import Flask
 from sqlmodel import Session, select
 
-from diary import audit, db, study
+from diary import audit, course_record, db, study
 from diary.auth.services import Policy, activate, hash_secret, issue_activation
 from diary.models import Course, Site, StaffSite, StaffUser
 from diary.services import decisions, dosing, enrolment, labs, symptoms
+from diary.services.course_records import load_record
 from diary.services.flags import raise_flag
 from diary.sqltypes import utc_now
 
@@ -145,8 +146,7 @@ def _past_doses(s, cfg, p, course, day_today, now) -> None:
                             reason="vomited", client_key=key, source="staff", now=now, staff_id=p.enrolled_by,
                             correction_reason="demo: entered from the paper diary")
             continue
-        plan = dosing.load_plan(s, course, cfg, now, p.timezone)[day - 1]
-        if plan.dose_mg == 0:
+        if course_record.doses(load_record(s, course.id), cfg)[day - 1] == 0:
             continue
         dosing.log_dose(s, cfg, participant=p, course=course, day=day, outcome="taken",
                         taken_at=taken_at, fasting=True, client_key=key, source="staff", now=now,

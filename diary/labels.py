@@ -9,6 +9,8 @@ DOSE_STATUS = {
     "not_taken": _l("Not taken"),
     "missed": _l("Missed"),
     "held": _l("Paused by doctor"),
+    "paused": _l("Wait for the team's call"),
+    "ended": _l("After the end of the study"),
 }
 ROLE = {"nurse": _l("nurse"), "investigator": _l("investigator"), "admin": _l("admin")}
 PARTICIPANT_STATUS = {"active": _l("active"), "withdrawn": _l("withdrawn"), "completed": _l("completed")}

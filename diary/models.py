@@ -219,6 +219,11 @@ class DoseLog(SQLModel, table=True):
         CheckConstraint(_in("outcome", DOSE_OUTCOMES), name="ck_doselog_outcome"),
         CheckConstraint(_in("source", SOURCES), name="ck_doselog_source"),
         Index("ix_doselog_course_day", "course_id", "course_day"),
+        # One chain of records per (course, day): one first record, and (supersedes_id is unique)
+        # each record superseded at most once, so a day has at most one current log even when
+        # two phones check it off at the same instant (issue 11, item 3).
+        Index("uq_doselog_first_record", "course_id", "course_day", unique=True,
+              sqlite_where=text("supersedes_id IS NULL"), postgresql_where=text("supersedes_id IS NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -229,6 +234,10 @@ class DoseLog(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=32)  # why not taken
     fasting: bool | None = None
     note: str | None = Field(default=None, max_length=500)
+    # The prescription in force when the record was made (issue 10, item 9): a later decision must
+    # never change what a past log meant. None on records made before this was kept.
+    dose_mg: float | None = None
+    tablets: int | None = None
     source: str = Field(max_length=16)
     staff_id: int | None = Field(default=None, foreign_key="staffuser.id")
     received_at: datetime = created_at()
@@ -313,6 +322,39 @@ class Flag(SQLModel, table=True):
     acknowledged_by: int | None = Field(default=None, foreign_key="staffuser.id")
     acknowledged_at: datetime | None = instant(default=None)
     ack_note: str | None = Field(default=None, max_length=500)
+
+
+PAUSE_CAUSES = ("danger_symptom", "critical_plt")
+PAUSE_CLOSINGS = ("continue", "decision")
+
+
+class ReviewPause(SQLModel, table=True):
+    """A clinical-review pause on a course: opened by a danger symptom or a critical PLT, it tells
+    the participant to wait for the study team's call before taking the study tablets and stops
+    dose reminders until staff close it ("continue dosing" with a note, or a signed decision).
+    Acknowledging the flag that came with it does not close it."""
+
+    __table_args__ = (
+        CheckConstraint(_in("cause", PAUSE_CAUSES), name="ck_reviewpause_cause"),
+        CheckConstraint(f"close_kind IS NULL OR {_in('close_kind', PAUSE_CLOSINGS)}",
+                        name="ck_reviewpause_close_kind"),
+        # At most one open pause per course: a second danger report while one is open joins it.
+        Index("uq_reviewpause_open", "course_id", unique=True,
+              sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    course_id: int = Field(foreign_key="course.id", index=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    site_id: int = Field(foreign_key="site.id")
+    cause: str = Field(max_length=32)
+    flag_key: str | None = Field(default=None, max_length=200)  # the flag raised with it
+    opened_at: datetime = instant(nullable=False)
+    closed_at: datetime | None = instant(default=None)
+    closed_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    close_kind: str | None = Field(default=None, max_length=16)
+    close_note: str | None = Field(default=None, max_length=500)
+    decision_id: int | None = Field(default=None, foreign_key="dosedecision.id")
 
 
 class AuditEvent(SQLModel, table=True):

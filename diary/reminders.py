@@ -1,38 +1,26 @@
 """What the scheduler owes each participant at instant `now` (DESIGN §4), as pure functions.
 
-A tick hands in what the database says about a course (dose per day, which days are logged,
-which blood counts are in) and gets back the reminders and flags that are due; the jobs in
-diary/scheduling/ turn them into outbox rows and flags under unique keys. No Flask, no database.
+A tick hands in a course's record (diary/course_record.py) and gets back the reminders that are
+due; whether a dose reminder is still useful is read from the record's day status, so a paused,
+held or logged day gets none. The jobs in diary/scheduling/ turn them into outbox rows and flags
+under unique keys. No Flask, no database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
-from diary import study
-from diary.study import StudyConfig
+from diary import course_record, study
+from diary.course_record import CourseRecord
+from diary.study import DoseStatus, StudyConfig
 
 # Participant reminders, in the order a day brings them.
 DOSE, FOLLOWUP, DRAW_EVENING, DRAW_MORNING = "dose", "followup", "draw_eve", "draw_morn"
 REMINDER_KINDS = (DRAW_MORNING, DOSE, FOLLOWUP, DRAW_EVENING)
 DOSE_KINDS = (DOSE, FOLLOWUP)
 DRAW_KINDS = (DRAW_EVENING, DRAW_MORNING)
-
-
-@dataclass(frozen=True)
-class CourseState:
-    """What a tick knows about one running course."""
-
-    course_id: int
-    day1: date
-    tz: str
-    reminder_time: time
-    doses: tuple[float, ...]  # prescribed mg for days 1..n (0 = held)
-    logged: frozenset[int] = frozenset()  # days with a current taken/not-taken record
-    drawn: frozenset[int] = frozenset()  # draw days whose blood count is entered
 
 
 @dataclass(frozen=True)
@@ -70,33 +58,36 @@ def parse_hhmm(value: str) -> time:
     return time.fromisoformat(value)
 
 
-def reminder_times(kind: str, day: int, state: CourseState, cfg: StudyConfig) -> tuple[datetime, datetime]:
+def reminder_times(kind: str, day: int, record: CourseRecord, cfg: StudyConfig) -> tuple[datetime, datetime]:
     """(planned instant, expiry) of one reminder: a reminder is useless once its day is over,
     and "blood test tomorrow" is useless once tomorrow has begun."""
-    day_date = state.day1 + timedelta(days=day - 1)
-    r = cfg.reminders
-    end_of_day = _day_start(day_date + timedelta(days=1), state.tz)
+    day_date = record.day1 + timedelta(days=day - 1)
+    r, tz = cfg.reminders, record.tz
+    end_of_day = _day_start(day_date + timedelta(days=1), tz)
     if kind == DOSE:
-        return _instant(day_date, state.reminder_time, state.tz), end_of_day
+        return _instant(day_date, record.reminder_time, tz), end_of_day
     if kind == FOLLOWUP:
-        at = _instant(day_date, state.reminder_time, state.tz) + timedelta(hours=r.followup_hours)
+        at = _instant(day_date, record.reminder_time, tz) + timedelta(hours=r.followup_hours)
         return at, end_of_day
     if kind == DRAW_EVENING:
-        return (_instant(day_date - timedelta(days=1), r.draw_evening_time, state.tz),
-                _day_start(day_date, state.tz))
+        return (_instant(day_date - timedelta(days=1), r.draw_evening_time, tz), _day_start(day_date, tz))
     if kind == DRAW_MORNING:
-        return _instant(day_date, r.draw_morning_time, state.tz), end_of_day
+        return _instant(day_date, r.draw_morning_time, tz), end_of_day
     raise ValueError(f"unknown reminder kind {kind!r}")
 
 
-def still_useful(kind: str, day: int, state: CourseState) -> bool:
-    """Whether the reason for a reminder still holds: the dose is prescribed and not logged,
-    or the blood count is not in yet."""
-    if not 1 <= day <= len(state.doses):
+def still_useful(kind: str, day: int, record: CourseRecord, cfg: StudyConfig, now: datetime,
+                 statuses: list[DoseStatus] | None = None) -> bool:
+    """Whether the reason for a reminder still holds at `now`: the day's dose is due (not logged,
+    held, paused or ended), or the blood count is not in yet."""
+    if not 1 <= day <= cfg.course_length_days:
         return False
     if kind in DOSE_KINDS:
-        return state.doses[day - 1] > 0 and day not in state.logged
-    return day not in state.drawn
+        statuses = statuses if statuses is not None else course_record.day_statuses(record, cfg, now)
+        return statuses[day - 1] is DoseStatus.DUE
+    if record.participant_status != "active":
+        return False
+    return not course_record.draw_done(record, day, cfg)
 
 
 def send_window(at: datetime, expires_at: datetime, now: datetime, tz: str,
@@ -108,74 +99,36 @@ def send_window(at: datetime, expires_at: datetime, now: datetime, tz: str,
     return not_before if not_before < expires_at else None
 
 
-def due_reminders(state: CourseState, cfg: StudyConfig, now: datetime) -> list[Due]:
+def due_reminders(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[Due]:
     """The reminders of this course whose time has come at `now` and that are still useful.
 
     Only today's and tomorrow's course days can have one (every reminder expires by the end
-    of its local day), so the cost per course does not grow with the course length."""
-    today = study.local_date(now, state.tz)
-    today_day = (today - state.day1).days + 1
+    of its local day)."""
+    today = study.local_date(now, record.tz)
+    today_day = (today - record.day1).days + 1
     candidates = [(DRAW_MORNING, today_day), (DOSE, today_day), (FOLLOWUP, today_day),
                   (DRAW_EVENING, today_day + 1)]
     due = []
+    statuses = None
     for kind, day in candidates:
-        if not 1 <= day <= len(state.doses):
+        if not 1 <= day <= cfg.course_length_days:
             continue
         if kind in DRAW_KINDS and not study.is_draw_day(day, cfg):
             continue
-        at, expires_at = reminder_times(kind, day, state, cfg)
-        if at > now or now >= expires_at or not still_useful(kind, day, state):
+        at, expires_at = reminder_times(kind, day, record, cfg)
+        if at > now or now >= expires_at:
             continue
-        not_before = send_window(at, expires_at, now, state.tz, cfg)
+        if statuses is None:
+            statuses = course_record.day_statuses(record, cfg, now)
+        if not still_useful(kind, day, record, cfg, now, statuses):
+            continue
+        not_before = send_window(at, expires_at, now, record.tz, cfg)
         if not_before is not None:
-            due.append(Due(kind, state.course_id, day, at, not_before, expires_at))
+            due.append(Due(kind, record.course_id, day, at, not_before, expires_at))
     if any(d.kind == FOLLOWUP for d in due):
         # Catching up after downtime: one nudge, not a reminder and its follow-up together.
         due = [d for d in due if d.kind != DOSE]
     return due
-
-
-def missed_days(state: CourseState, cfg: StudyConfig, now: datetime) -> list[int]:
-    """Prescribed days with nothing logged whose logging cutoff has passed (DESIGN §3: missed)."""
-    cutoff_time = cfg.cutoff_time
-    missed = []
-    for day, dose in enumerate(state.doses, start=1):
-        if dose <= 0 or day in state.logged:
-            continue
-        last = state.day1 + timedelta(days=day - 1 + cfg.cutoff_days_after)
-        if _instant(last, cutoff_time, state.tz) > now:
-            break  # later days have later cutoffs
-        missed.append(day)
-    return missed
-
-
-def overdue_draws(state: CourseState, cfg: StudyConfig, now: datetime, grace_hours: float) -> list[int]:
-    """Draw days whose blood count is still missing `grace_hours` after the day ended."""
-    overdue = []
-    for day in cfg.draw_days:
-        if day in state.drawn or day > len(state.doses):
-            continue
-        end = _day_start(state.day1 + timedelta(days=day), state.tz)
-        if end + timedelta(hours=grace_hours) <= now:
-            overdue.append(day)
-    return overdue
-
-
-def doses_by_day(starting_dose_mg: float, decisions: Iterable[tuple[int, int, float]],
-                 length: int, last_day: int | None = None) -> tuple[float, ...]:
-    """Prescribed mg per course day from (signing order, effective day, mg) decisions; a course
-    ended early after `last_day` doses nothing later."""
-    signed = study.decisions_with_end([(effective, mg) for _order, effective, mg in sorted(decisions)], last_day)
-    return tuple(study.dose_for_day(day, starting_dose_mg, signed) for day in range(1, length + 1))
-
-
-def current_log_days(logs: Iterable[tuple[int, int, str, int | None]]) -> frozenset[int]:
-    """Days with a current taken/not-taken record, from (id, course_day, outcome, supersedes_id)
-    rows: the record nothing supersedes counts, and a retraction leaves the day empty."""
-    rows = list(logs)
-    superseded = {supersedes for _id, _day, _outcome, supersedes in rows if supersedes is not None}
-    return frozenset(day for row_id, day, outcome, _s in rows
-                     if row_id not in superseded and outcome != "retracted")
 
 
 def digest_due(site_tz: str, digest_time: time, now: datetime) -> tuple[date, datetime] | None:

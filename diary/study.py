@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -110,6 +110,8 @@ class StudyConfig:
     anc_range: tuple[float, float] = (0, 100)
     cutoff_days_after: int = 1
     cutoff_time: time = time(12, 0)
+    # A blood count drawn this many days before or after a planned draw day covers it.
+    draw_window_days: int = 1
     undo_minutes: int = 5
     infusion_date_warn_days: int = 28
     reminders: Reminders = field(default_factory=Reminders)
@@ -151,6 +153,10 @@ class StudyConfig:
             low, high = getattr(self, name)
             _require(0 <= low < high, name, f"need 0 ≤ low < high, got {low:g}..{high:g}")
         _require(self.cutoff_days_after >= 0, "cutoff_days_after", "must be ≥ 0")
+        gaps = [b - a for a, b in zip(sorted(self.draw_days), sorted(self.draw_days)[1:], strict=False)]
+        # One count must never cover two planned draws.
+        _require(self.draw_window_days >= 0 and all(gap > 2 * self.draw_window_days for gap in gaps),
+                 "draw_window_days", "must be ≥ 0 and less than half the gap between draw days")
         _require(self.undo_minutes >= 0, "undo_minutes", "must be ≥ 0")
         _require(self.infusion_date_warn_days >= 1, "infusion_date_warn_days", "must be ≥ 1")
         for name, values in (("draw_days", self.draw_days), ("dose_levels_mg", levels),
@@ -248,6 +254,7 @@ _READ_CONFIG = _table_of(StudyConfig, {
     "rules": _table_of(DoseRules, {f.name: _num for f in fields(DoseRules)}),
     "plt_lln": _num, "plt_range": _pair, "hb_range": _pair, "anc_range": _pair,
     "cutoff_days_after": _int, "cutoff_time": _time, "undo_minutes": _int, "infusion_date_warn_days": _int,
+    "draw_window_days": _int,
     "reminders": _table_of(Reminders, {f.name: _time for f in fields(Reminders)}
                            | {"followup_hours": _num}),
     "symptoms": _list_of(_table_of(Symptom, {"key": _str, "group": _str, "danger": _bool,
@@ -369,59 +376,10 @@ class DoseStatus(StrEnum):
     NOT_TAKEN = "not_taken"
     MISSED = "missed"
     HELD = "held"
-
-
-_OUTCOMES = {"taken": DoseStatus.TAKEN, "not_taken": DoseStatus.NOT_TAKEN, None: None}
-
-
-def dose_status(day_date: date, dose_mg: float, outcome: str | None, now: datetime, tz: str,
-                cutoff: datetime) -> DoseStatus:
-    """The derived status of one dose day at instant `now` (DESIGN §3)."""
-    if outcome not in _OUTCOMES:
-        raise ValueError(f"unknown dose outcome {outcome!r}")
-    if dose_mg < 0:
-        raise ValueError(f"negative dose {dose_mg} mg")
-    # A 0 mg prescription is a hold: never due, never missed, whatever was logged (DESIGN §2).
-    if dose_mg == 0:
-        return DoseStatus.HELD
-    if outcome is not None:
-        return _OUTCOMES[outcome]
-    if local_date(now, tz) < day_date:
-        return DoseStatus.UPCOMING
-    return DoseStatus.MISSED if now >= cutoff else DoseStatus.DUE
-
-
-def course_statuses(day1: date, starting_dose_mg: float, decisions: Sequence[tuple[int, float]],
-                    outcomes: Mapping[int, str], now: datetime, tz: str,
-                    cfg: StudyConfig) -> list[DoseStatus]:
-    """Every day's status of one course at `now`: the same answer as dose_status day by day.
-
-    For dashboards over thousands of courses: the local date of `now` is computed once and the exact
-    cutoff instant only for the one day whose cutoff falls today, so a course costs microseconds."""
-    length, grace = cfg.course_length_days, cfg.cutoff_days_after
-    doses = [dose_for_day(day, starting_dose_mg, decisions) for day in range(1, length + 1)] if decisions \
-        else [starting_dose_mg] * length
-    elapsed = (local_date(now, tz) - day1).days  # today's offset from day 1
-    statuses = []
-    for index in range(length):
-        if doses[index] == 0:
-            statuses.append(DoseStatus.HELD)
-            continue
-        outcome = outcomes.get(index + 1)
-        if outcome is not None:
-            statuses.append(_OUTCOMES[outcome])
-            continue
-        late = elapsed - index  # days since this day began, in local dates
-        if late < 0:
-            statuses.append(DoseStatus.UPCOMING)
-        elif late > grace:
-            statuses.append(DoseStatus.MISSED)
-        elif late < grace:
-            statuses.append(DoseStatus.DUE)
-        else:
-            cutoff = local_instant(day1 + timedelta(days=index + grace), cfg.cutoff_time, tz)
-            statuses.append(DoseStatus.MISSED if now >= cutoff else DoseStatus.DUE)
-    return statuses
+    # A clinical-review pause is open: wait for the study team's call (neither taken nor missed).
+    PAUSED = "paused"
+    # After the participant withdrew or completed: neither due nor missed.
+    ENDED = "ended"
 
 
 def participant_may_log(day_date: date, now: datetime, tz: str, cutoff: datetime) -> bool:

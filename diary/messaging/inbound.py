@@ -1,7 +1,8 @@
 """Incoming SMS: what a participant's reply means, and doing it (DESIGN §4).
 
-A reply such as `1` logs today's dose through the same use case as the today page
-(services.dosing.log_dose), idempotent by the provider's MessageSid. Every answer goes through
+A reply such as `1` logs a dose through the same use case as the today page
+(services.dosing.log_dose), idempotent by the provider's MessageSid; which day it belongs to is
+the one rule of course_record.day_for_log. Every answer goes through
 the outbox, so it is recorded, rate-limited and retried like any other message.
 """
 
@@ -13,19 +14,23 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from diary import audit, study
+from diary import audit, course_record, reminders, study
 from diary.crypto import DataCipher, InvalidPhone, normalize_phone
 from diary.inputs import without_nul
 from diary.messaging import texts
 from diary.messaging.outbox import enqueue
-from diary.models import InboundMessage, Participant, Site
+from diary.models import Course, InboundMessage, Message, Participant, Site
 from diary.services import dosing
+from diary.services.course_records import load_record
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
 log = logging.getLogger(__name__)
 
 TAKEN = frozenset({"1", "y", "yes", "taken", "已服", "已吃", "已服药"})
+# Answers to "which day?" (texts.reply_which_day): they name the day.
+TAKEN_TODAY = frozenset({"today", "今天"})
+TAKEN_YESTERDAY = frozenset({"yesterday", "昨天"})
 # Twilio's standard opt-out and opt-in words, and what Chinese carriers use (退订, TD).
 STOP = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td"})
 START = frozenset({"start", "unstop", "订阅"})
@@ -35,9 +40,11 @@ REPLY_VALID_FOR = timedelta(hours=1)
 
 
 def meaning(body: str) -> str:
-    """'taken', 'stop', 'start', 'help' or 'other' for a reply, whatever its case and spacing."""
+    """'taken', 'taken_today', 'taken_yesterday', 'stop', 'start', 'help' or 'other' for a reply,
+    whatever its case and spacing."""
     word = "".join(body.split()).strip("。.!！").casefold()
-    for name, words in (("taken", TAKEN), ("stop", STOP), ("start", START), ("help", HELP)):
+    for name, words in (("taken", TAKEN), ("taken_today", TAKEN_TODAY), ("taken_yesterday", TAKEN_YESTERDAY),
+                        ("stop", STOP), ("start", START), ("help", HELP)):
         if word in words:
             return name
     return "other"
@@ -78,8 +85,9 @@ def handle_inbound(session: Session, cipher: DataCipher, cfg: StudyConfig, *, si
     elif kind == "start":
         inbound.handled_as = _opt(session, participant, True, sid, now)
         _reply(session, cipher, participant, sid, texts.reply_opted_in(participant.language), now)
-    elif kind == "taken":
-        inbound.handled_as = _log_taken(session, cipher, cfg, participant, sid, now)
+    elif kind.startswith("taken"):
+        named = {"taken_today": 0, "taken_yesterday": -1}.get(kind)
+        inbound.handled_as = _log_taken(session, cipher, cfg, participant, sid, now, named)
     elif kind == "other" and body.strip():
         inbound.handled_as = _forward_to_staff(session, cipher, participant, sid, body, now)
     else:
@@ -91,22 +99,36 @@ def handle_inbound(session: Session, cipher: DataCipher, cfg: StudyConfig, *, si
 
 
 def _log_taken(session: Session, cipher: DataCipher, cfg: StudyConfig, participant: Participant,
-               sid: str, now: datetime) -> str:
+               sid: str, now: datetime, named: int | None) -> str:
+    """Log a "taken" reply for the day the one rule picks (course_record.day_for_log): the day the
+    participant names, else the day the latest reminder asked about if still open, else the only
+    open day; when yesterday and today are both open and nothing says which, ask."""
     today = study.local_date(now, participant.timezone)
-    course = dosing.course_for(session, participant, today, cfg)
-    day = study.course_day_on(course.start_date, today, cfg) if course else None
-    if course is not None and day is not None:
-        try:
-            dosing.log_dose(session, cfg, participant=participant, course=course, day=day, outcome="taken",
-                            client_key=sid[:64], source="sms", now=now, taken_at=now)
-        except dosing.DoseLogError as exc:
-            log.info("SMS dose reply not recorded: %s", exc.code)
-        else:
-            _reply(session, cipher, participant, sid, texts.reply_logged(participant.language), now)
-            return "taken"
+    course = _course_of(session, participant, today, cfg)
     site = session.get(Site, participant.site_id)
-    _reply(session, cipher, participant, sid, texts.reply_nothing_due(participant.language, phone=site.phone),
-           now)
+    lang = participant.language
+    if course is not None:
+        record = load_record(session, course.id)
+        today_day = (today - course.start_date).days + 1
+        named_day = today_day + named if named is not None else None
+        day = course_record.day_for_log(record, cfg, now, named_day=named_day,
+                                        asked_day=_asked_day(session, participant, course))
+        if isinstance(day, course_record.Ask):
+            on = [course.start_date + timedelta(days=d - 1) for d in (day.later, day.earlier)]
+            _reply(session, cipher, participant, sid, texts.reply_which_day(lang, today=on[0], yesterday=on[1]), now)
+            return "taken_ask_day"
+        if day is not None:
+            try:
+                dosing.log_dose(session, cfg, participant=participant, course=course, day=day, outcome="taken",
+                                client_key=sid[:64], source="sms", now=now, taken_at=now)
+            except dosing.DoseLogError as exc:
+                log.info("SMS dose reply not recorded: %s", exc.code)
+            else:
+                on = course.start_date + timedelta(days=day - 1)
+                body = texts.reply_logged(lang) if on == today else texts.reply_logged_for(lang, day=on)
+                _reply(session, cipher, participant, sid, body, now)
+                return "taken"
+    _reply(session, cipher, participant, sid, texts.reply_nothing_due(lang, phone=site.phone), now)
     return "taken_refused"
 
 
@@ -120,6 +142,23 @@ def _forward_to_staff(session: Session, cipher: DataCipher, participant: Partici
     _reply(session, cipher, participant, sid,
            texts.reply_forwarded(participant.language, phone=site.phone, emergency=site.emergency_phone), now)
     return "other"
+
+
+def _course_of(session: Session, participant: Participant, today, cfg: StudyConfig) -> Course | None:
+    """The course running today, else the one that ran yesterday (its last day may still be open)."""
+    for on in (today, today - timedelta(days=1)):
+        course = dosing.course_for(session, participant, on, cfg)
+        if course is not None and study.course_day_on(course.start_date, on, cfg):
+            return course
+    return None
+
+
+def _asked_day(session: Session, participant: Participant, course: Course) -> int | None:
+    """The course day the latest dose reminder or follow-up the participant was sent asked about."""
+    return session.exec(
+        select(Message.course_day).where(Message.participant_id == participant.id, Message.course_id == course.id,
+                                         Message.kind.in_(reminders.DOSE_KINDS), Message.sent_at.is_not(None))
+        .order_by(Message.sent_at.desc(), Message.id.desc()).limit(1)).first()
 
 
 def _opt(session: Session, participant: Participant, opt_in: bool, sid: str, now: datetime) -> str:

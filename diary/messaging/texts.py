@@ -65,6 +65,23 @@ def reply_logged(lang: str) -> str:
     return _render(lang, _l("Study diary: thank you, today's dose is recorded."))
 
 
+def _month_day(day: date):
+    return _l("%(month)s/%(day)s", month=day.month, day=day.day)
+
+
+def reply_logged_for(lang: str, *, day: date) -> str:
+    with force_locale(lang):
+        on = str(_month_day(day))
+    return _render(lang, _l("Study diary: thank you, the dose for %(date)s is recorded.", date=on))
+
+
+def reply_which_day(lang: str, *, today: date, yesterday: date) -> str:
+    with force_locale(lang):
+        today_text, yesterday_text = str(_month_day(today)), str(_month_day(yesterday))
+    return _render(lang, _l("Study diary: which day's dose did you take? Reply TODAY for %(today)s or YESTERDAY "
+                            "for %(yesterday)s.", today=today_text, yesterday=yesterday_text))
+
+
 def reply_nothing_due(lang: str, *, phone: str) -> str:
     return _render(lang, _l("Study diary: there is no dose to record today. Questions: %(phone)s",
                    phone=phone))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
-from diary import clock, db, study
+from diary import clock, course_record, db, study
 from diary.auth import participant_required
 from diary.inputs import id_arg
 from diary.patient import bp
 from diary.patient.common import cfg, me, my_site
 from diary.services import day_cards, dosing
+from diary.services.course_records import load_record
 
 
 @bp.get("/calendar")
@@ -26,6 +27,6 @@ def calendar():
             abort(404)
     else:
         course = dosing.course_for(db.session(), participant, study.local_date(now, participant.timezone), cfg())
-    plans = dosing.load_plan(db.session(), course, cfg(), now, participant.timezone) if course else []
+    plans = course_record.course_days(load_record(db.session(), course.id), cfg(), now) if course else []
     return render_template("patient/calendar.html", courses=courses, course=course, plans=plans,
                            today=study.local_date(now, participant.timezone), site=my_site(), cfg=cfg())

@@ -8,19 +8,20 @@ so a restart, a crash, a clock jump or two schedulers at once lose nothing and d
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
-from diary import reminders
+from diary import course_record, reminders
+from diary.course_record import CourseRecord
 from diary.messaging import texts
 from diary.messaging.gateway import sms_text
-from diary.models import Course, DoseDecision, DoseLog, Flag, LabResult, Message, Participant, Site, course_not_voided
-from diary.reminders import CourseState, Due
+from diary.models import Course, Flag, Message, Participant, Site, course_not_voided
+from diary.reminders import Due
 from diary.scheduling.context import Jobs
+from diary.services.course_records import load_records
 from diary.services.flags import raise_flag
 
 log = logging.getLogger(__name__)
@@ -30,54 +31,28 @@ CHUNK = 5000
 
 @dataclass(frozen=True)
 class Running:
-    """One running course and the participant it belongs to."""
+    """One running course's record and how to reach its participant."""
 
-    state: CourseState
-    participant_id: int
-    site_id: int
+    record: CourseRecord
     language: str
     sms_opt_in: bool
     phone_enc: bytes
-    starting_dose_mg: float
+
+    participant_id = property(lambda self: self.record.participant_id)
+    site_id = property(lambda self: self.record.site_id)
 
 
 def load_running(session: Session, jobs: Jobs, now: datetime) -> list[Running]:
-    """Courses of active participants that run now or ended recently: four queries in all."""
+    """Courses of active participants that run now or ended recently: the course-record loader's
+    fixed number of queries, and one more for how to reach each participant."""
     low, high = reminders.course_window(now, jobs.cfg)
     window = (Course.start_date >= low, Course.start_date <= high, Participant.status == "active",
               course_not_voided())
-
-    def by_course(stmt):
-        grouped = defaultdict(list)
-        for row in session.exec(stmt.join(Course).join(Participant, Participant.id == Course.participant_id)
-                                .where(*window)):
-            grouped[row[0]].append(row[1:])
-        return grouped
-
-    decisions = by_course(select(DoseDecision.course_id, DoseDecision.id, DoseDecision.effective_day,
-                                 DoseDecision.dose_mg))
-    logs = by_course(select(DoseLog.course_id, DoseLog.id, DoseLog.course_day, DoseLog.outcome,
-                            DoseLog.supersedes_id))
-    labs = by_course(select(LabResult.course_id, LabResult.course_day))
-    rows = session.exec(
-        select(Course.id, Course.start_date, Course.starting_dose_mg, Course.last_day, Participant.id,
-               Participant.site_id,
-               Participant.timezone, Participant.reminder_time, Participant.language,
-               Participant.sms_opt_in, Participant.phone_enc)
-        .join(Participant, Participant.id == Course.participant_id).where(*window)
-    ).all()
-    length = jobs.cfg.course_length_days
-    running = []
-    for course_id, day1, start_mg, last_day, pid, site_id, tz, reminder_time, language, opt_in, phone_enc in rows:
-        state = CourseState(
-            course_id=course_id, day1=day1, tz=tz,
-            reminder_time=reminders.parse_hhmm(reminder_time),
-            doses=reminders.doses_by_day(start_mg, decisions.get(course_id, ()), length, last_day),
-            logged=reminders.current_log_days(logs.get(course_id, ())),
-            drawn=frozenset(day for (day,) in labs.get(course_id, ())),
-        )
-        running.append(Running(state, pid, site_id, language, opt_in, phone_enc, start_mg))
-    return running
+    records = load_records(session, *window, log_details=False)
+    contact = {pid: row for pid, *row in session.exec(
+        select(Participant.id, Participant.language, Participant.sms_opt_in, Participant.phone_enc)
+        .where(Participant.id.in_(select(Course.participant_id).join(Participant).where(*window))))}
+    return [Running(record, *contact[record.participant_id]) for record in records.values()]
 
 
 def existing(session: Session, column, keys: list[str]) -> set[str]:
@@ -111,7 +86,7 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
 def reminder_text(due: Due, course: Running, jobs: Jobs, site_phone: str) -> str:
     lang = course.language
     if due.kind == reminders.DOSE:
-        mg = course.state.doses[due.day - 1]
+        mg = course_record.doses(course.record, jobs.cfg)[due.day - 1]
         return texts.dose_reminder(lang, mg=mg, tablets=_tablets(mg, jobs), show_dose=jobs.show_dose)
     if due.kind == reminders.FOLLOWUP:
         return texts.dose_followup(lang)
@@ -129,7 +104,7 @@ def plan_reminders(session: Session, jobs: Jobs, now: datetime,
     """Queue every participant reminder due at `now` that is not queued yet; returns how many."""
     running = load_running(session, jobs, now) if running is None else running
     candidates = [(course, due) for course in running if course.sms_opt_in
-                  for due in reminders.due_reminders(course.state, jobs.cfg, now)]
+                  for due in reminders.due_reminders(course.record, jobs.cfg, now)]
     if not candidates:
         return 0
     known = existing(session, Message.dedupe_key, [due.dedupe_key for _, due in candidates])
@@ -139,7 +114,8 @@ def plan_reminders(session: Session, jobs: Jobs, now: datetime,
     for course, due in candidates:
         if due.dedupe_key in known:
             continue
-        text_key = (due.kind, course.language, course.state.doses[due.day - 1], course.site_id)
+        text_key = (due.kind, course.language, course_record.doses(course.record, jobs.cfg)[due.day - 1],
+                    course.site_id)
         if text_key not in bodies:
             bodies[text_key] = sms_text(reminder_text(due, course, jobs, phones[course.site_id]))
         rows.append({
@@ -159,11 +135,11 @@ def raise_dose_flags(session: Session, jobs: Jobs, now: datetime,
     running = load_running(session, jobs, now) if running is None else running
     wanted: dict[str, tuple[str, Running, str]] = {}
     for course in running:
-        cid = course.state.course_id
-        for day in reminders.missed_days(course.state, jobs.cfg, now):
+        cid = course.record.course_id
+        for day in course_record.missed_days(course.record, jobs.cfg, now):
             wanted[f"missed:{cid}:{day}"] = ("missed_dose", course, f"Dose of course day {day} not logged "
                                              "by the cutoff")
-        for day in reminders.overdue_draws(course.state, jobs.cfg, now, jobs.lab_overdue_hours):
+        for day in course_record.overdue_draws(course.record, jobs.cfg, now, jobs.lab_overdue_hours):
             wanted[f"overdue_lab:{cid}:{day}"] = ("overdue_lab", course, f"Blood count of course day {day} "
                                                   "not entered")
     if not wanted:

@@ -13,9 +13,9 @@ from enum import Enum
 from sqlmodel import Session, select
 
 from diary import reminders, study
-from diary.models import Course, DoseDecision, DoseLog, LabResult, Message, Participant
-from diary.reminders import CourseState
+from diary.models import DoseDecision, Message, Participant
 from diary.scheduling.context import Jobs
+from diary.services.course_records import load_record
 
 # Answers to something the person just sent, and messages to staff: no quiet hours, no opt-in.
 STAFF_KINDS = frozenset({"danger_alert", "digest"})
@@ -33,22 +33,6 @@ def is_reply(kind: str) -> bool:
     return kind.startswith("reply")
 
 
-def course_state(session: Session, jobs: Jobs, course: Course, participant: Participant) -> CourseState:
-    """The CourseState of one course, read now (three queries)."""
-    decisions = session.exec(select(DoseDecision.id, DoseDecision.effective_day, DoseDecision.dose_mg)
-                             .where(DoseDecision.course_id == course.id)).all()
-    logs = session.exec(select(DoseLog.id, DoseLog.course_day, DoseLog.outcome, DoseLog.supersedes_id)
-                        .where(DoseLog.course_id == course.id)).all()
-    drawn = session.exec(select(LabResult.course_day).where(LabResult.course_id == course.id)).all()
-    return CourseState(
-        course_id=course.id, day1=course.start_date, tz=participant.timezone,
-        reminder_time=reminders.parse_hhmm(participant.reminder_time),
-        doses=reminders.doses_by_day(course.starting_dose_mg, decisions, jobs.cfg.course_length_days,
-                                     course.last_day),
-        logged=reminders.current_log_days(logs), drawn=frozenset(drawn),
-    )
-
-
 def verdict(session: Session, message: Message, jobs: Jobs, now: datetime) -> tuple[Verdict, object]:
     """(SEND, None), (DROP, reason) or (WAIT, until) for one queued message."""
     if message.expires_at is not None and now >= message.expires_at:
@@ -63,9 +47,8 @@ def verdict(session: Session, message: Message, jobs: Jobs, now: datetime) -> tu
     if not participant.sms_opt_in:
         return Verdict.DROP, "opted out"
     if message.course_id is not None and message.kind in reminders.REMINDER_KINDS:
-        course = session.get(Course, message.course_id)
-        state = course_state(session, jobs, course, participant)
-        if not reminders.still_useful(message.kind, message.course_day, state):
+        record = load_record(session, message.course_id)
+        if record is None or not reminders.still_useful(message.kind, message.course_day, record, jobs.cfg, now):
             return Verdict.DROP, "no longer needed"
     if message.kind == "dose_change" and _overtaken(session, message):
         return Verdict.DROP, "overtaken by a later decision"

@@ -12,10 +12,10 @@ from datetime import date, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from diary import audit, records, study
-from diary.models import Course, DoseDecision, DoseLog, DrugAccountability, Participant
+from diary import audit, course_record, records, study
+from diary.models import Course, DoseLog, DrugAccountability, Participant
 from diary.records import Reconciliation, RecordsConfig
-from diary.services import dosing
+from diary.services.course_records import is_current, load_record
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
@@ -128,22 +128,23 @@ def current(rows: list[DrugAccountability]) -> list[DrugAccountability]:
     return sorted((r for r in rows if r.id not in superseded), key=lambda r: r.id)
 
 
-def taken_tablets(course: Course, decisions: list[DoseDecision], logs: list[DoseLog], cfg: StudyConfig) -> list[int]:
-    """Tablets of each day logged taken, at the strength in force that day (the signed prescription)."""
-    signed = [(d.effective_day, d.dose_mg) for d in sorted(decisions, key=lambda d: d.id)]
-    return [study.tablet_count(study.dose_for_day(day, course.starting_dose_mg, signed), cfg)
-            for day, log in dosing.current_logs(logs).items() if log.outcome == "taken"]
+def taken_tablets(session: Session, course: Course, cfg: StudyConfig) -> list[int]:
+    """Tablets of each current "taken" log: what the log recorded as in force when it was made (a
+    later decision never changes it), else what the signed prescription said for that day."""
+    prescribed = course_record.doses(load_record(session, course.id), cfg)
+    return [tablets if tablets is not None else study.tablet_count(prescribed[day - 1], cfg)
+            for day, tablets in session.exec(
+                select(DoseLog.course_day, DoseLog.tablets).where(
+                    DoseLog.course_id == course.id, DoseLog.outcome == "taken", is_current(DoseLog))).all()]
 
 
 def course_account(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, course: Course) -> CourseAccount:
     entries = current(list(session.exec(select(DrugAccountability)
                                         .where(DrugAccountability.course_id == course.id)).all()))
-    decisions = list(session.exec(select(DoseDecision).where(DoseDecision.course_id == course.id)).all())
-    logs = list(session.exec(select(DoseLog).where(DoseLog.course_id == course.id)).all())
     rec = records.reconcile(
         sum(e.tablets for e in entries if e.kind == "dispensed"),
         sum(e.tablets for e in entries if e.kind == "returned"),
-        taken_tablets(course, decisions, logs, cfg), rcfg.accountability)
+        taken_tablets(session, course, cfg), rcfg.accountability)
     return CourseAccount(course, entries, rec)
 
 

@@ -12,10 +12,12 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, select
 
-from diary import study
+from diary import course_record, study
+from diary.course_record import CourseDay, PauseFact
 from diary.models import Course, DoseLog, Participant, course_not_voided
 from diary.services import dosing
-from diary.services.dosing import DayPlan, DoseLogError
+from diary.services.course_records import load_record
+from diary.services.dosing import DoseLogError
 from diary.study import DoseStatus, StudyConfig
 
 # What a phone may send as its idempotency key: crypto.randomUUID() or the page's own uuid4.
@@ -28,7 +30,7 @@ class DayCard:
 
     course_id: int
     cycle: int
-    plan: DayPlan
+    plan: CourseDay
     today: date
     undo_until: datetime | None
     # The local dates a late dose may be stated on: the day itself up to today.
@@ -50,7 +52,8 @@ class TodayView:
     today: date
     card: DayCard | None  # None when no course day falls today
     open_days: list[DayCard]  # earlier days nothing was logged for, still before the cutoff
-    missed_days: list[DayPlan]  # days whose cutoff passed recently with nothing logged
+    missed_days: list[CourseDay]  # days whose cutoff passed recently with nothing logged
+    pause: PauseFact | None = None  # an open clinical-review pause: wait for the team's call
 
 
 def check_client_key(key: object) -> str:
@@ -80,7 +83,7 @@ def running_course_id(session: Session, participant: Participant, cfg: StudyConf
     return course.id if course and study.course_day_on(course.start_date, today, cfg) else None
 
 
-def card_for(course: Course, plan: DayPlan, now: datetime, tz: str, cfg: StudyConfig) -> DayCard:
+def card_for(course: Course, plan: CourseDay, now: datetime, tz: str, cfg: StudyConfig) -> DayCard:
     today = study.local_date(now, tz)
     undo_until = None
     log = plan.log
@@ -100,8 +103,8 @@ def load_card(session: Session, participant: Participant, course: Course, day: i
               cfg: StudyConfig, now: datetime) -> DayCard | None:
     if not 1 <= day <= cfg.course_length_days:
         return None
-    plan = dosing.load_plan(session, course, cfg, now, participant.timezone)
-    return card_for(course, plan[day - 1], now, participant.timezone, cfg)
+    days = course_record.course_days(load_record(session, course.id), cfg, now)
+    return card_for(course, days[day - 1], now, participant.timezone, cfg)
 
 
 def today_view(session: Session, participant: Participant, cfg: StudyConfig, now: datetime) -> TodayView:
@@ -110,7 +113,8 @@ def today_view(session: Session, participant: Participant, cfg: StudyConfig, now
     course = dosing.course_for(session, participant, today, cfg)
     if course is None:
         return TodayView(None, today, None, [], [])
-    plans = dosing.load_plan(session, course, cfg, now, tz)
+    record = load_record(session, course.id)
+    plans = course_record.course_days(record, cfg, now)
     number = study.course_day_on(course.start_date, today, cfg)
     card = card_for(course, plans[number - 1], now, tz, cfg) if number else None
     open_days = [card_for(course, p, now, tz, cfg) for p in plans
@@ -118,7 +122,7 @@ def today_view(session: Session, participant: Participant, cfg: StudyConfig, now
     # Only the latest misses: the calendar lists the whole course.
     recent = now - timedelta(days=1)
     missed = [p for p in plans if p.status == DoseStatus.MISSED and p.cutoff >= recent]
-    return TodayView(course, today, card, open_days, missed)
+    return TodayView(course, today, card, open_days, missed, record.open_pause)
 
 
 def stated_time(taken_on: str | None, at: str | None, tz: str) -> datetime:

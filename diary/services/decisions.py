@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from diary import audit
 from diary.models import Course, DoseDecision, LabResult, Participant, Site, StaffUser
+from diary.services import review
 from diary.study import DoseSuggestion, StudyConfig, dose_for_day, platelet_grade, suggest_dose
 
 
@@ -67,6 +68,11 @@ def sign_decision(
                  participant_id=participant.id, at=now, reason=decision.override_reason,
                  after={"course_id": course.id, "effective_day": effective_day,
                         "dose_mg": dose_mg, "action": action, "rule": decision.rule})
+    pause = review.open_pause_of(session, course.id)
+    if pause is not None:
+        # A signed decision is the clinician's answer to the review: it closes the pause.
+        review.close_pause(session, pause=pause, staff_id=signer.id, kind="decision", now=now,
+                           note=decision.override_reason, decision_id=decision.id)
     return decision
 
 

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from diary import audit, records, study
-from diary.models import Course, LabResult, Participant, ProtocolDeviation
+from diary import audit, course_record, records, study
+from diary.models import Course, Participant, ProtocolDeviation, course_not_voided
 from diary.records import ProposedDeviation, RecordsConfig
-from diary.services import dosing
+from diary.services.course_records import load_record
 from diary.study import StudyConfig
 
 CLASSIFICATIONS = ("minor", "major")
@@ -131,9 +131,11 @@ def findings(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, participan
     """What the participant's records show, per course (pure rules in diary/records.py)."""
     today = study.local_date(now, participant.timezone)
     found = []
-    for course in session.exec(select(Course).where(Course.participant_id == participant.id)).all():
-        plan = dosing.load_plan(session, course, cfg, now, participant.timezone)
-        drawn = {lab.course_day for lab in session.exec(select(LabResult).where(LabResult.course_id == course.id))}
+    for course in session.exec(select(Course).where(Course.participant_id == participant.id,
+                                                    course_not_voided())).all():
+        record = load_record(session, course.id)
+        plan = course_record.course_days(record, cfg, now)
+        drawn = {lab.day for lab in record.labs}
         days = [records.DayRecord(
             day=d.day, date=d.date, dose_mg=d.dose_mg, draw_day=d.draw_day, has_result=d.day in drawn,
             taken_at_local=(d.log.taken_at.astimezone(ZoneInfo(participant.timezone))

@@ -6,32 +6,19 @@ corrections; the rules it applies come from diary/study.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from diary import audit, study
-from diary.models import Course, DoseDecision, DoseLog, Participant, course_not_voided
+from diary import audit, course_record, study
+from diary.models import Course, DoseLog, Participant, course_not_voided
+from diary.services.course_records import is_current, load_record
+from diary.services.flags import raise_flag
 from diary.study import DoseStatus, StudyConfig
 
 # A phone clock a few minutes fast must not make a dose "in the future".
 CLOCK_SKEW = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class DayPlan:
-    day: int
-    date: date
-    dose_mg: float
-    tablets: int
-    status: DoseStatus
-    draw_day: bool
-    log: DoseLog | None
-    may_log: bool
-    cutoff: datetime
 
 
 class DoseLogError(ValueError):
@@ -40,54 +27,6 @@ class DoseLogError(ValueError):
     def __init__(self, code: str):
         super().__init__(code)
         self.code = code
-
-
-def current_logs(logs: Iterable[DoseLog]) -> dict[int, DoseLog]:
-    """Per course day, the record nothing supersedes; a retraction (undo) leaves the day empty."""
-    logs = list(logs)
-    superseded = {log.supersedes_id for log in logs if log.supersedes_id is not None}
-    current: dict[int, DoseLog] = {}
-    for log in logs:
-        if log.id not in superseded and log.outcome != "retracted":
-            current[log.course_day] = log
-    return current
-
-
-def _latest(logs: Iterable[DoseLog], day: int) -> DoseLog | None:
-    """The head of a day's chain of records (retractions included)."""
-    day_logs = [log for log in logs if log.course_day == day]
-    superseded = {log.supersedes_id for log in day_logs}
-    heads = [log for log in day_logs if log.id not in superseded]
-    return max(heads, key=lambda log: log.id) if heads else None
-
-
-def plan_days(
-    course: Course, decisions: Iterable[DoseDecision], logs: Iterable[DoseLog],
-    cfg: StudyConfig, now: datetime, tz: str,
-) -> list[DayPlan]:
-    """The course's days with dose, tablets and status. Pure: the caller loads the rows."""
-    signed = study.decisions_with_end([(d.effective_day, d.dose_mg) for d in sorted(decisions, key=lambda d: d.id)],
-                                      course.last_day)
-    by_day = current_logs(logs)
-    plans = []
-    for day, day_date in enumerate(study.course_dates(course.start_date, cfg), start=1):
-        dose = study.dose_for_day(day, course.starting_dose_mg, signed)
-        log = by_day.get(day)
-        cutoff = study.logging_cutoff(course.start_date, day, tz, cfg)
-        plans.append(DayPlan(
-            day=day, date=day_date, dose_mg=dose, tablets=study.tablet_count(dose, cfg),
-            status=study.dose_status(day_date, dose, log.outcome if log else None, now, tz, cutoff),
-            draw_day=study.is_draw_day(day, cfg), log=log,
-            may_log=dose > 0 and study.participant_may_log(day_date, now, tz, cutoff),
-            cutoff=cutoff,
-        ))
-    return plans
-
-
-def load_plan(session: Session, course: Course, cfg: StudyConfig, now: datetime, tz: str) -> list[DayPlan]:
-    decisions = session.exec(select(DoseDecision).where(DoseDecision.course_id == course.id)).all()
-    logs = session.exec(select(DoseLog).where(DoseLog.course_id == course.id)).all()
-    return plan_days(course, decisions, logs, cfg, now, tz)
 
 
 def course_for(session: Session, participant: Participant, today: date, cfg: StudyConfig) -> Course | None:
@@ -139,12 +78,9 @@ def log_dose(
     if outcome not in ("taken", "not_taken", "retracted"):
         raise DoseLogError("bad_outcome")
 
-    logs = session.exec(
-        select(DoseLog).where(DoseLog.course_id == course.id, DoseLog.course_day == day)
-    ).all()
-    plan = plan_days(course, _decisions(session, course), logs, cfg, now, participant.timezone)[day - 1]
-    head = _latest(logs, day)
-    current = current_logs(logs).get(day)
+    plan = course_record.course_days(load_record(session, course.id), cfg, now)[day - 1]
+    head = _head(session, course.id, day)
+    current = head if head is not None and head.outcome != "retracted" else None
 
     if source == "staff":
         if not correction_reason or not correction_reason.strip():
@@ -178,6 +114,7 @@ def log_dose(
     log = DoseLog(
         course_id=course.id, course_day=day, outcome=outcome, taken_at=taken_at,
         reason=reason if outcome == "not_taken" else None, fasting=fasting, source=source,
+        dose_mg=plan.dose_mg, tablets=plan.tablets,
         staff_id=staff_id, received_at=now, client_key=client_key,
         supersedes_id=head.id if head is not None else None,
         correction_reason=correction_reason,
@@ -186,11 +123,16 @@ def log_dose(
         with session.begin_nested():
             session.add(log)
     except IntegrityError:
-        # The same key or the same head, written a moment ago by a concurrent request.
+        # The same key, or the same day, written a moment ago by a concurrent request: the database
+        # keeps one chain per day (uq_doselog_first_record, unique supersedes_id), and the loser
+        # gets the winner's record back, as a replay does.
         session.expire_all()
         raced = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
         if raced is not None:
             return raced
+        winner = _head(session, course.id, day)
+        if winner is not None and winner.outcome != "retracted":
+            return winner
         raise DoseLogError("conflict") from None
     audit.record(
         session, actor=f"staff:{staff_id}" if source == "staff" else
@@ -200,16 +142,25 @@ def log_dose(
         participant_id=participant.id, at=now, reason=correction_reason,
         before=_snapshot(head) if head else None, after=_snapshot(log),
     )
+    if outcome == "taken" and plan.status is DoseStatus.PAUSED:
+        # Issue 10, item 10: recorded as taken (it happened), shown to staff, proposed as a deviation.
+        raise_flag(session, key=f"dose_in_pause:{log.id}", kind="dose_in_pause", site_id=participant.site_id,
+                   participant_id=participant.id, now=now,
+                   detail=f"Tablets reported taken on course day {day} during a clinical-review pause: "
+                          "proposed protocol deviation")
     return log
 
 
-def _decisions(session: Session, course: Course) -> list[DoseDecision]:
-    return list(session.exec(select(DoseDecision).where(DoseDecision.course_id == course.id)).all())
+def _head(session: Session, course_id: int, day: int) -> DoseLog | None:
+    """The newest record of a day (a retraction included): the one a new record supersedes."""
+    return session.exec(select(DoseLog).where(DoseLog.course_id == course_id, DoseLog.course_day == day,
+                                              is_current(DoseLog)).order_by(DoseLog.id.desc())).first()
 
 
 def _snapshot(log: DoseLog) -> dict:
     return {
         "course_id": log.course_id, "course_day": log.course_day, "outcome": log.outcome,
         "taken_at": log.taken_at, "reason": log.reason, "fasting": log.fasting,
+        "dose_mg": log.dose_mg, "tablets": log.tablets,
         "source": log.source, "received_at": log.received_at, "client_key": log.client_key,
     }

@@ -13,12 +13,12 @@ import json
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
-from diary import audit
+from diary import audit, course_record
 from diary.models import (
     AdverseEvent,
     AuditEvent,
@@ -38,6 +38,8 @@ from diary.models import (
     StaffUser,
     SymptomReport,
 )
+from diary.services.course_records import load_records
+from diary.study import StudyConfig
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ TABLES: tuple[Table, ...] = (
         col("course_day", "integer", "Course day"), col("outcome", "text", "taken, not_taken or retracted"),
         col("taken_at", "datetime", "Time the participant says the dose was taken"),
         col("reason", "text", "Why not taken"), col("fasting", "boolean", "Taken on an empty stomach"),
+        col("dose_mg", "number", "Prescribed mg/day in force when it was recorded"),
+        col("tablets", "integer", "Prescribed tablets in force when it was recorded"),
         col("source", "text", "participant, staff or sms"), col("staff_id", "integer", "Staff id if staff"),
         col("received_at", "datetime", "Received by the server"),
         col("supersedes_id", "integer", "Record this corrects"),
@@ -242,6 +246,26 @@ TABLES: tuple[Table, ...] = (
 )
 
 
+# Derived, not stored: each course day's status at the instant of the export, read from the same
+# course records as the today page, the scheduler and the adherence grid (one source for each fact).
+DOSE_DAYS = Table("dose_days.csv", "Each course day's status at export time (derived from the records above)", Course, (
+    col("course_id", "integer", "Course id"), col("study_number", "text", "Participant's study number"),
+    col("course_day", "integer", "Course day"), col("date", "date", "Local date of the course day"),
+    col("prescribed_mg", "number", "Prescribed mg that day (0 = held)"),
+    col("status", "text", "upcoming, due, taken, not_taken, missed, held, paused (clinical-review pause: "
+                          "neither taken nor missed) or ended (after the end of participation)")))
+
+
+def _dose_days(session: Session, cfg: StudyConfig, sites: frozenset[int] | None, now: datetime) -> list[list]:
+    where = [] if sites is None else [Participant.site_id.in_(sorted(sites))]
+    rows = []
+    for record in sorted(load_records(session, *where, log_details=False).values(), key=lambda r: r.course_id):
+        for index, status in enumerate(course_record.day_statuses(record, cfg, now)):
+            rows.append([record.course_id, record.study_number, index + 1,
+                         record.day1 + timedelta(days=index), course_record.doses(record, cfg)[index], status.value])
+    return rows
+
+
 def _csv_value(value: Any) -> str:
     if value is None:
         return ""
@@ -265,7 +289,8 @@ def _rows(session: Session, table: Table, sites: frozenset[int] | None) -> Itera
     return session.exec(query).all()
 
 
-def build_export(session: Session, *, sites: frozenset[int] | None, actor_id: int, now: datetime) -> bytes:
+def build_export(session: Session, *, sites: frozenset[int] | None, actor_id: int, now: datetime,
+                 cfg: StudyConfig) -> bytes:
     """The zip for `sites` (None: every site), audit-trailed in the caller's transaction."""
     participant_q = select(Participant.id, Participant.study_number)
     course_q = select(Course.id, Course.participant_id)
@@ -283,6 +308,13 @@ def build_export(session: Session, *, sites: frozenset[int] | None, actor_id: in
                 writer.writerow([_csv_value(c.value(row, ctx)) for c in table.columns])
             counts[table.file] = len(rows)
             archive.writestr(table.file, out.getvalue())
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([c.name for c in DOSE_DAYS.columns])
+        days = _dose_days(session, cfg, sites, now)
+        writer.writerows([_csv_value(v) for v in row] for row in days)
+        counts[DOSE_DAYS.file] = len(days)
+        archive.writestr(DOSE_DAYS.file, out.getvalue())
         archive.writestr("data_dictionary.csv", data_dictionary())
     audit.record(session, actor=f"staff:{actor_id}", action="data_exported", entity="Export", at=now,
                  after={"sites": "all" if sites is None else sorted(sites), "rows": counts})
@@ -293,7 +325,7 @@ def data_dictionary() -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "column", "type", "description"])
-    for table in TABLES:
+    for table in (*TABLES, DOSE_DAYS):
         writer.writerow([table.file, "", "table", table.description])
         for c in table.columns:
             writer.writerow([table.file, c.name, c.type, c.description])

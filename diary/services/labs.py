@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from diary import audit, study
 from diary.models import Course, LabResult, Participant
+from diary.services import review
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
@@ -59,19 +60,27 @@ def record_lab(
                  entity_id=lab.id, site_id=participant.site_id, participant_id=participant.id,
                  at=now, after={"course_day": course_day, "drawn_on": drawn_on, "plt": plt,
                                 "hb": hb, "anc": anc})
-    if plt <= cfg.rules.urgent_at_or_below:
-        # CLINICAL-NOTES: PLT ≤ 20×10⁹/L → urgent staff flag, whatever the dose decision.
-        raise_flag(session, key=f"urgent_plt:{lab.id}", kind="urgent_plt",
-                   site_id=participant.site_id, participant_id=participant.id, now=now,
-                   detail=f"PLT {plt:g}×10⁹/L on day {course_day}: consider rescue therapy")
+    _critical(session, cfg, participant, lab, now)
     return lab
+
+
+def _critical(session: Session, cfg: StudyConfig, participant: Participant, lab: LabResult, now: datetime) -> None:
+    """PLT at or below the critical threshold, entered or corrected: an urgent flag and a review pause."""
+    if lab.plt > cfg.rules.urgent_at_or_below:
+        return
+    # CLINICAL-NOTES: PLT ≤ 20×10⁹/L → urgent staff flag, whatever the dose decision.
+    key = f"urgent_plt:{lab.id}"
+    raise_flag(session, key=key, kind="urgent_plt", site_id=participant.site_id, participant_id=participant.id,
+               now=now, detail=f"PLT {lab.plt:g}×10⁹/L on day {lab.course_day}: consider rescue therapy")
+    review.open_pause(session, cfg, participant=participant, cause="critical_plt", flag_key=key, now=now)
 
 
 def course_labs(session: Session, course: Course) -> list[LabResult]:
     """Current (not superseded) results of a course, in day order."""
-    rows = session.exec(select(LabResult).where(LabResult.course_id == course.id)).all()
-    superseded = {r.supersedes_id for r in rows if r.supersedes_id}
-    return sorted((r for r in rows if r.id not in superseded), key=lambda r: (r.course_day, r.id))
+    from diary.services.course_records import is_current
+
+    rows = session.exec(select(LabResult).where(LabResult.course_id == course.id, is_current(LabResult))).all()
+    return sorted(rows, key=lambda r: (r.course_day, r.id))
 
 
 def correct_lab(
@@ -108,6 +117,7 @@ def correct_lab(
                  before={"id": lab.id, "course_day": lab.course_day, "drawn_on": lab.drawn_on,
                          "plt": lab.plt, "hb": lab.hb, "anc": lab.anc},
                  after={"course_day": course_day, "drawn_on": drawn_on, "plt": plt, "hb": hb, "anc": anc})
+    _critical(session, cfg, participant, corrected, now)
     return corrected
 
 

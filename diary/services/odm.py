@@ -19,7 +19,8 @@ from typing import IO, Any
 from lxml import etree
 from sqlmodel import Session, select
 
-from diary import audit
+from diary import audit, course_record
+from diary.course_record import CourseRecord
 from diary.models import (
     AdverseEvent,
     ConcomitantMedication,
@@ -35,7 +36,7 @@ from diary.models import (
     StaffUser,
     SymptomReport,
 )
-from diary.services import dosing
+from diary.services.course_records import load_records
 from diary.services.odm_forms import EVENTS, FORMS, Form
 from diary.study import StudyConfig
 
@@ -132,6 +133,7 @@ class Batch:
     courses: dict[int, list[Course]]
     by_course: dict[str, dict[int, list]]
     by_participant: dict[str, dict[int, list]]
+    records: dict[int, CourseRecord]  # course id → the course record every page and job reads
 
     def rows(self) -> Iterable:
         for group in (self.courses, *self.by_course.values(), *self.by_participant.values()):
@@ -159,7 +161,8 @@ def _load(session: Session, ids: list[int]) -> Batch:
                      "participant_id")
         for name, model in (("SYMPTOM", SymptomReport), ("AE", AdverseEvent), ("SAEREPORT", SaeReport),
                             ("CONMED", ConcomitantMedication), ("DEVIATION", ProtocolDeviation))}
-    return Batch(_group(courses, "participant_id"), by_course, by_participant)
+    return Batch(_group(courses, "participant_id"), by_course, by_participant,
+                 load_records(session, Course.participant_id.in_(ids)))
 
 
 def _actor(row) -> str:
@@ -228,10 +231,9 @@ def _subject(p: Participant, site_code: str, batch: Batch, cfg: StudyConfig, now
                                  StudyEventRepeatKey=str(course.cycle_number))
         groups = [_item_group(FORM["COURSE"], course.cycle_number, course, site_oid)]
         logs = batch.by_course["DOSE"].get(course.id, [])
-        decisions = batch.by_course["DECISION"].get(course.id, [])
         # The derived day statuses, from the same function every page and job reads (DESIGN §3).
         groups += [_item_group(FORM["DAY"], d.day, d, site_oid, audited=False)
-                   for d in dosing.plan_days(course, decisions, logs, cfg, now, p.timezone)]
+                   for d in course_record.course_days(batch.records[course.id], cfg, now)]
         groups += _versions(FORM["DOSE"], logs, site_oid, lambda r: r.course_day)
         for name in ("LAB", "DECISION", "DRUG"):
             groups += _versions(FORM[name], batch.by_course[name].get(course.id, []), site_oid, lambda r: r.id)

@@ -46,13 +46,14 @@ def participant_report(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, 
     for course in adherence.build_grid(session, cfg, now, site_ids).rows:
         row = rows.setdefault(course.participant_id, ReportRow(
             course.participant_id, course.study_number, course.site_code, course.cohort,
-            course.participant_status, open_flags=course.open_flags))
+            course.record.participant_status, open_flags=course.open_flags))
         row.taken += course.rate.taken
         row.counted += course.rate.counted
-        if course.labs and course.cycle_number >= latest_cycle.get(course.participant_id, 0):
+        labs = course.record.labs
+        if labs and course.cycle_number >= latest_cycle.get(course.participant_id, 0):
             # The latest course with a blood count gives the last PLT and the current nadir.
             latest_cycle[course.participant_id] = course.cycle_number
-            row.last_plt = max(course.labs)[1]  # the highest course day
+            row.last_plt = max(labs, key=lambda lab: (lab.day, lab.id)).plt  # the highest course day
             row.nadir, row.nadir_grade = course.nadir or (None, None)
     query = select(ProtocolDeviation).join(Participant, Participant.id == ProtocolDeviation.participant_id)
     if site_ids is not None:

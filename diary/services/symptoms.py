@@ -7,8 +7,9 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from diary import audit, study
+from diary import audit, course_record, study
 from diary.models import Participant, SymptomReport
+from diary.services import review
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
@@ -91,6 +92,8 @@ def report_symptoms(
             participant_id=participant.id, now=now,
             detail="Danger symptom: " + ", ".join(s.label_en for s in danger) + _quoted(report.note),
         )
+        review.open_pause(session, cfg, participant=participant, cause="danger_symptom",
+                          flag_key=f"danger:{report.id}", now=now)
     elif report.note:
         # The participant is told the team will see the note: a flag is how staff see things.
         raise_flag(
@@ -165,10 +168,11 @@ def correct_symptoms(
         raise_flag(session, key=f"danger:{corrected.id}", kind="danger_symptom", site_id=participant.site_id,
                    participant_id=participant.id, now=now,
                    detail="Danger symptom (staff correction): " + ", ".join(s.label_en for s in danger))
+        review.open_pause(session, cfg, participant=participant, cause="danger_symptom",
+                          flag_key=f"danger:{corrected.id}", now=now)
     return corrected
 
 
 def current_reports(reports: list[SymptomReport]) -> list[SymptomReport]:
     """Reports nothing supersedes (a correction replaces what it corrects)."""
-    superseded = {r.supersedes_id for r in reports if r.supersedes_id}
-    return [r for r in reports if r.id not in superseded]
+    return course_record.current(reports)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import exists
-from sqlalchemy.orm import aliased
+from sqlalchemy import case, exists
 from sqlmodel import select
 
 from diary import clock, db
@@ -14,12 +13,14 @@ from diary.auth import staff_required
 from diary.extensions import htmx
 from diary.inputs import bounded, id_arg
 from diary.models import COHORTS, Course, DoseDecision, Flag, LabResult, Participant, StaffUser
-from diary.services import adherence
+from diary.services import adherence, review
+from diary.services.course_records import is_current
 from diary.services.flags import FlagError, acknowledge
 from diary.staff.common import bp, flag_in_scope, my_sites, page_or_fragment, study_config
 from diary.staff.forms import AckForm
 
 PAGE_SIZE = 100
+FLAG_LIMIT = 500
 
 
 def _filters() -> adherence.Filters:
@@ -38,7 +39,8 @@ def _filters() -> adherence.Filters:
 @staff_required()
 def adherence_grid():
     filters = _filters()
-    grid = adherence.build_grid(db.session(), study_config(), clock.now(), current_user.site_ids, filters)
+    grid = adherence.build_grid(db.session(), study_config(), clock.now(), current_user.site_ids, filters,
+                                lab_grace_hours=current_app.config["LAB_OVERDUE_HOURS"])
     page = request.args.get("page", 1, type=lambda v: bounded(v, 1, 100_000))
     rows = grid.rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     return page_or_fragment(
@@ -49,11 +51,9 @@ def adherence_grid():
 
 def _awaiting_decisions() -> list[tuple[LabResult, Participant, Course]]:
     """Blood counts of active participants that no signed decision refers to yet."""
-    later = aliased(LabResult)
     query = (select(LabResult, Participant, Course).join(Course, LabResult.course_id == Course.id)
              .join(Participant, Course.participant_id == Participant.id)
-             .where(LabResult.course_day > 0, Participant.status == "active",
-                    ~exists().where(later.supersedes_id == LabResult.id),
+             .where(LabResult.course_day > 0, Participant.status == "active", is_current(LabResult),
                     ~exists().where(DoseDecision.lab_result_id == LabResult.id))
              .order_by(LabResult.entered_at))
     if current_user.site_ids is not None:
@@ -69,11 +69,13 @@ def _flag_rows(show: str, kind: str | None):
         query = query.where(Flag.kind == kind)
     if show == "open":
         query = query.where(Flag.acknowledged_at.is_(None))
-    # Open flags first (danger and urgent counts before the rest), oldest first: the queue order.
-    rows = db.session().exec(query.order_by(Flag.raised_at).limit(500)).all()
-    urgent = {"danger_symptom": 0, "urgent_plt": 1}
-    return sorted(rows, key=lambda r: (r[0].acknowledged_at is not None, urgent.get(r[0].kind, 2),
-                                       r[0].raised_at if r[0].acknowledged_at is None else -r[0].id))
+    # The queue order, in SQL before the limit (issue 9, problem 7): open flags first, danger and
+    # urgent counts before the rest, oldest open first; then the history, newest first.
+    is_open = Flag.acknowledged_at.is_(None)
+    rank = case((Flag.kind == "danger_symptom", 0), (Flag.kind == "urgent_plt", 1), else_=2)
+    return db.session().exec(query.order_by(
+        case((is_open, 0), else_=1), case((is_open, rank), else_=0),
+        case((is_open, Flag.raised_at), else_=None), Flag.id.desc()).limit(FLAG_LIMIT)).all()
 
 
 @bp.get("/flags")
@@ -82,8 +84,10 @@ def flags():
     show = "all" if request.args.get("show") == "all" else "open"
     kind = request.args.get("kind") or None
     names = dict(db.session().exec(select(StaffUser.id, StaffUser.name)).all())
-    return page_or_fragment("staff/flags.html", "staff/partials/flag_list.html",
-                            rows=_flag_rows(show, kind), show=show, kind=kind, names=names, form=AckForm(formdata=None))
+    rows = _flag_rows(show, kind)
+    pauses = review.open_pauses_of_participants(db.session(), (flag.participant_id for flag, _p in rows))
+    return page_or_fragment("staff/flags.html", "staff/partials/flag_list.html", rows=rows, show=show, kind=kind,
+                            names=names, form=AckForm(formdata=None), pauses=pauses)
 
 
 @bp.post("/flags/<int:flag_id>/acknowledge")
@@ -106,8 +110,9 @@ def acknowledge_flag(flag_id: int):
     if htmx and not htmx.boosted:
         participant = s.get(Participant, flag.participant_id) if flag.participant_id else None
         names = dict(s.exec(select(StaffUser.id, StaffUser.name)).all())
+        pauses = review.open_pauses_of_participants(s, [flag.participant_id])
         return render_template("staff/partials/flag.html", flag=flag, participant=participant, names=names,
-                               form=form, error=error), 200 if error is None else 400
+                               form=form, error=error, pauses=pauses), 200 if error is None else 400
     flash(error or _("Flag acknowledged."), "error" if error else "success")
     back = request.form.get("next") or ""
     # Only back to a staff page: a crafted form must not turn this into an open redirect.

@@ -8,7 +8,7 @@ from flask_login import current_user
 from diary import clock, db
 from diary.auth import staff_required
 from diary.services.export import TABLES, build_export
-from diary.staff.common import bp, my_sites
+from diary.staff.common import bp, my_sites, study_config
 
 
 @bp.get("/export")
@@ -22,7 +22,7 @@ def export_page():
 def export_download():
     now = clock.now()
     s = db.session()
-    data = build_export(s, sites=current_user.site_ids, actor_id=current_user.id, now=now)
+    data = build_export(s, sites=current_user.site_ids, actor_id=current_user.id, now=now, cfg=study_config())
     # The export event commits before a byte leaves: an export that is not in the trail never happened.
     s.commit()
     name = f"nct07243418-export-{now.strftime('%Y%m%dT%H%M%SZ')}.zip"

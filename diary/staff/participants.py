@@ -12,13 +12,13 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlmodel import select
 
-from diary import clock, db, study
+from diary import clock, course_record, db, study
 from diary.auth import participant_in_scope, policy, staff_required
 from diary.auth import services as auth
 from diary.crypto import mask_phone
 from diary.models import AuditEvent, Course, Participant, Site, StaffUser, SymptomReport
+from diary.services import course_records, dosing, enrolment, review, symptoms
 from diary.services import courses as course_service
-from diary.services import dosing, enrolment, symptoms
 from diary.staff import chart, timeline
 from diary.staff.adverse_events import participant_records, sae_clocks
 from diary.staff.common import bp, cipher, course_in_scope, study_config
@@ -76,14 +76,17 @@ def _course_view(course: Course, participant: Participant, now: datetime) -> dic
     lln = s.get(Site, participant.site_id).plt_lln  # the site laboratory's LLN, if it set one
     labs = lab_service.course_labs(s, course)
     signed = decision_service.course_decisions(s, course)
-    plan = dosing.load_plan(s, course, cfg, now, participant.timezone)
+    record = course_records.load_record(s, course.id)
+    plan = course_record.course_days(record, cfg, now)
     today = study.local_date(now, participant.timezone)
     today_day = study.course_day_on(course.start_date, today, cfg)
     decided = {d.lab_result_id for d in signed if d.lab_result_id}
     lab_form = LabForm(formdata=None, prefix=f"c{course.id}", course_day=_default_draw_day(today_day, cfg),
                        drawn_on=today)
     return {
-        "course": course, "plan": plan, "labs": labs, "decisions": signed, "today_day": today_day,
+        "course": course, "plan": plan, "labs": labs, "decisions": signed,
+        "pause": review.open_pause_of(s, course.id) if record.open_pause else None,
+        "today_day": today_day,
         "nadir": study.nadir((lab.plt for lab in labs if lab.course_day > 0), cfg, lln),
         "grades": {lab.id: study.platelet_grade(lab.plt, cfg, lln) for lab in labs},
         "awaiting": [lab for lab in labs if lab.id not in decided and lab.course_day > 0],

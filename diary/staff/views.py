@@ -14,6 +14,7 @@ from diary.staff import (  # noqa: F401 - routes
     labs,
     participants,
     reports,
+    review,
 )
 from diary.staff.common import bp
 

@@ -10,6 +10,7 @@ DAY_STATUS = {
     "due": ("○", _l("Due today")),
     "upcoming": ("·", _l("Coming up")),
     "held": ("‖", _l("Held")),
+    "paused": ("⏸", _l("Paused for review")),
     "ended": ("–", _l("After end of participation")),
 }
 FLAG_KIND = {
@@ -22,6 +23,11 @@ FLAG_KIND = {
     "sae": _l("Serious adverse event"),
     "accountability": _l("Tablet count discrepancy"),
     "participant_message": _l("Message from participant"),
+    "dose_in_pause": _l("Dose taken during a review pause"),
+}
+PAUSE_CAUSE = {
+    "danger_symptom": _l("opened by a danger symptom report"),
+    "critical_plt": _l("opened by a critical platelet count"),
 }
 ACTION = {
     "continue": _l("continue"), "increase": _l("increase"), "reduce": _l("reduce"), "hold": _l("hold"),

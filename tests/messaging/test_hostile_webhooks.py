@@ -5,12 +5,14 @@ PostgreSQL refuses NUL in text; a 500 made Twilio retry the same message for eve
 from sqlmodel import select
 
 from diary.models import DoseLog, InboundMessage
+from tests.messaging.test_webhooks import sent_reminder
 
 INBOUND = "http://localhost/sms/inbound"
 
 
 def test_a_nul_byte_in_an_inbound_sms_is_stored_without_it_and_retries_succeed(client, twilio, world, gateway,
-                                                                                  session):
+                                                                                  session, clock):
+    sent_reminder(session, world, clock, 3)  # the reply answers today's reminder (issue 9's day rule)
     form, headers = twilio.inbound_request(INBOUND, world.phones["pa"], "1\x00")
     for _ in range(3):
         r = client.post("/sms/inbound", data=form, headers=headers)

@@ -187,9 +187,13 @@ def test_a_missed_dose_is_flagged_at_the_cutoff_and_not_before(sms, enrol, sessi
     assert [f.kind for f in flags] == ["missed_dose"]
 
 
-def test_a_blood_count_not_entered_by_noon_after_the_draw_day_is_flagged(sms, enrol, session):
+def test_a_blood_count_not_entered_by_noon_after_the_draw_window_is_flagged(sms, enrol, session):
+    """The draw window (study.toml draw_window_days = 1) lets day 8 cover day 7's draw, so the flag
+    waits for noon after day 8: the grid and the scheduler read the same rule (issue 9, problem 3)."""
     p, course, phone = enrol(day1=DAY1)
-    sms.tick(at(7, "12:00"))  # day 7 was 6 December
+    sms.tick(at(8, "11:59"))
+    assert session.exec(select(Flag.kind).where(Flag.key == f"overdue_lab:{course.id}:7")).first() is None
+    sms.tick(at(8, "12:00"))  # day 7 was 6 December; day 8, the window's last day, was 7 December
 
     assert session.exec(select(Flag.kind).where(Flag.key == f"overdue_lab:{course.id}:7")).one() == "overdue_lab"
 

@@ -1,5 +1,7 @@
 """POST /sms/inbound and /sms/status: signed by Twilio or refused, and what a reply does."""
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import select
 
@@ -19,13 +21,31 @@ def reply(client, twilio, world, gateway):
     return send
 
 
+def sent_reminder(session, world, clock, day: int, *, hours_ago: float = 1) -> Message:
+    """A dose reminder for course day `day` that reached participant PA `hours_ago` hours ago."""
+    p, course = world.participants["pa"], world.courses["pa"]
+    message = Message(dedupe_key=f"dose:{course.id}:{day}", kind="dose", site_id=p.site_id, participant_id=p.id,
+                      to_enc=p.phone_enc, body="reminder", status="delivered",
+                      not_before=clock.now - timedelta(hours=hours_ago), sent_at=clock.now - timedelta(hours=hours_ago),
+                      course_id=course.id, course_day=day, created_at=clock.now - timedelta(hours=hours_ago))
+    session.add(message)
+    session.commit()
+    return message
+
+
+@pytest.fixture
+def asked_today(session, world, clock):
+    """Today's (course day 3) reminder went out at 08:00; yesterday is still open until noon."""
+    return sent_reminder(session, world, clock, 3)
+
+
 def rows(session, model, *where):
     session.expire_all()
     return session.exec(select(model).where(*where)).all()
 
 
 @pytest.mark.parametrize("body", ["1", " y ", "TAKEN", "taken", "已服", "已吃"])
-def test_a_taken_reply_logs_todays_dose_through_the_sms_channel(reply, session, world, body):
+def test_a_taken_reply_logs_todays_dose_through_the_sms_channel(reply, session, world, body, asked_today):
     response, sid = reply(body)
 
     assert response.status_code == 200 and "<Response></Response>" in response.get_data(as_text=True)
@@ -33,14 +53,14 @@ def test_a_taken_reply_logs_todays_dose_through_the_sms_channel(reply, session, 
     assert (log.course_day, log.outcome, log.source, log.client_key) == (3, "taken", "sms", sid)
 
 
-def test_a_taken_reply_is_answered_through_the_outbox(reply, session):
+def test_a_taken_reply_is_answered_through_the_outbox(reply, session, asked_today):
     _, sid = reply("1")
 
     [answer] = rows(session, Message, Message.dedupe_key == f"reply:{sid}")
     assert answer.status == "queued" and "recorded" in answer.body
 
 
-def test_twilio_retrying_the_webhook_logs_the_dose_once(client, twilio, world, gateway, session):
+def test_twilio_retrying_the_webhook_logs_the_dose_once(client, twilio, world, gateway, session, asked_today):
     form, headers = twilio.inbound_request(INBOUND, world.phones["pa"], "1")
     for _ in range(3):
         assert client.post("/sms/inbound", data=form, headers=headers).status_code == 200
@@ -134,6 +154,50 @@ def test_an_unknown_number_gets_the_same_answer_and_learns_nothing(reply, sessio
     assert unknown.get_data() == known.get_data()
     assert rows(session, Message, Message.dedupe_key == f"reply:{sid}") == []
     assert rows(session, DoseLog) == []
+
+
+def test_a_reply_at_half_past_midnight_logs_the_dose_the_evening_reminder_asked_about(
+        reply, session, world, clock):
+    """Issue 9, problem 2: '1' at 00:30 means last night's dose, not today's."""
+    clock.now = clock.now + timedelta(hours=15, minutes=30)  # 00:30 on course day 4
+    sent_reminder(session, world, clock, 3, hours_ago=4)  # day 3's follow-up, at 20:30
+    _, sid = reply("1")
+
+    [log] = rows(session, DoseLog, DoseLog.course_id == world.courses["pa"].id)
+    assert (log.course_day, log.client_key) == (3, sid)
+    [answer] = rows(session, Message, Message.dedupe_key == f"reply:{sid}")
+    assert "12/1" in answer.body and "recorded" in answer.body
+
+
+def test_a_reply_for_a_day_already_recorded_goes_to_today(app, reply, session, world, clock):
+    """The reminder asked about day 2, but day 2 is recorded: the reply is today's."""
+    from diary.services import dosing
+
+    cfg = app.extensions["diary.study"]
+    dosing.log_dose(session, cfg, participant=world.participants["pa"], course=world.courses["pa"], day=2,
+                    outcome="taken", client_key="d2", source="participant", now=clock.now,
+                    taken_at=clock.now - timedelta(hours=10))
+    session.commit()
+    sent_reminder(session, world, clock, 2, hours_ago=13)
+    reply("1")
+    assert sorted(log.course_day for log in rows(session, DoseLog)) == [2, 3]
+
+
+def test_with_yesterday_and_today_open_and_no_reminder_the_reply_asks_which_day(reply, session, world):
+    _, sid = reply("1")
+
+    assert rows(session, DoseLog) == []
+    [answer] = rows(session, Message, Message.dedupe_key == f"reply:{sid}")
+    assert "TODAY" in answer.body and "YESTERDAY" in answer.body and "12/1" in answer.body
+
+
+@pytest.mark.parametrize(("body", "day"), [("YESTERDAY", 2), ("today", 3), ("昨天", 2), ("今天", 3)])
+def test_answering_which_day_logs_that_day(reply, session, world, body, day):
+    reply("1")
+    reply(body)
+
+    [log] = rows(session, DoseLog)
+    assert log.course_day == day
 
 
 def test_a_withdrawn_participants_reply_logs_nothing(reply, session, world):

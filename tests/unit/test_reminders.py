@@ -1,18 +1,24 @@
 """diary/reminders.py: what is due at an instant, as pure functions (no app, no database)."""
 
 from datetime import UTC, date, datetime, time
+from types import SimpleNamespace
 
-from diary import reminders
-from diary.reminders import CourseState
+from diary import course_record, reminders
+from diary.course_record import CourseRecord, LabFact, LogFact
 from diary.study import StudyConfig
 
 CFG = StudyConfig()
 SHANGHAI = "Asia/Shanghai"
 
 
-def state(**kw) -> CourseState:
-    values = dict(course_id=7, day1=date(2026, 12, 1), tz=SHANGHAI, reminder_time=time(8, 0), doses=(5.0,) * 14)
-    return CourseState(**(values | kw))
+def state(*, doses=(5.0,) * 14, logged=frozenset(), drawn=frozenset(), **kw) -> CourseRecord:
+    """A course record from the facts a test cares about: mg per day, logged days, drawn days."""
+    values = dict(course_id=7, participant_id=1, site_id=1, cycle=1, day1=date(2026, 12, 1), starting_dose_mg=5.0,
+                  tz=SHANGHAI, reminder_time=time(8, 0))
+    decisions = tuple((day, mg) for day, mg in enumerate(doses, start=1))
+    logs = {day: LogFact(id=day, day=day, outcome="taken") for day in logged}
+    labs = tuple(LabFact(id=day, day=day, plt=80) for day in drawn)
+    return CourseRecord(**(values | kw), decisions=decisions, logs=logs, labs=labs)
 
 
 def due_kinds(now: datetime, **kw) -> list[str]:
@@ -53,12 +59,14 @@ def test_a_drawn_blood_count_cancels_the_morning_reminder():
 
 def test_a_missed_dose_is_one_whose_cutoff_passed_with_nothing_logged():
     now = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # noon on day 3: day 2's cutoff
-    assert reminders.missed_days(state(logged=frozenset({1})), CFG, now) == [2]
+    assert course_record.missed_days(state(logged=frozenset({1})), CFG, now) == [2]
 
 
 def test_a_retracted_log_leaves_the_day_unlogged():
-    rows = [(1, 3, "taken", None), (2, 3, "retracted", 1), (3, 4, "taken", None)]
-    assert reminders.current_log_days(rows) == frozenset({4})
+    rows = [SimpleNamespace(id=i, day=d, outcome=o, supersedes_id=s)
+            for i, d, o, s in [(1, 3, "taken", None), (2, 3, "retracted", 1), (3, 4, "taken", None)]]
+    current = course_record.current(rows)
+    assert frozenset(r.day for r in current if r.outcome != "retracted") == frozenset({4})
 
 
 def test_reminder_times_follow_the_local_clock_across_daylight_saving():

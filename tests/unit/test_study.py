@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diary import study
+from diary import course_record, study
+from diary.course_record import CourseRecord, LogFact
 from diary.study import (
     DoseRules,
     DoseStatus,
@@ -25,7 +26,6 @@ from diary.study import (
     danger_symptoms,
     date_of_day,
     dose_for_day,
-    dose_status,
     in_quiet_hours,
     is_draw_day,
     load_config,
@@ -309,8 +309,17 @@ DAY3 = date(2026, 3, 4)  # day 3 of a course whose day 1 is 2 March
 CUTOFF3 = logging_cutoff(date(2026, 3, 2), 3, SHANGHAI, CFG)  # 5 March 12:00 +08:00
 
 
+def dose_status(day_date: date, dose_mg: float, outcome: str | None, now: datetime, tz: str) -> DoseStatus:
+    """One day's status, read from a course record whose only day that matters is `day_date`."""
+    day1 = day_date - timedelta(days=2)
+    logs = {3: LogFact(id=1, day=3, outcome=outcome)} if outcome is not None else None
+    record = CourseRecord(course_id=1, participant_id=1, site_id=1, cycle=1, day1=day1, starting_dose_mg=5.0, tz=tz,
+                          decisions=((3, dose_mg), (4, 5.0)), logs=logs)
+    return course_record.day_statuses(record, CFG, now)[2]
+
+
 def status(now: datetime, dose_mg: float = 5, outcome: str | None = None) -> DoseStatus:
-    return dose_status(DAY3, dose_mg, outcome, now, SHANGHAI, CUTOFF3)
+    return dose_status(DAY3, dose_mg, outcome, now, SHANGHAI)
 
 
 def test_a_dose_is_upcoming_until_its_local_day_begins():
@@ -633,13 +642,21 @@ def test_an_unknown_creatinine_unit_is_rejected():
        outcomes=st.dictionaries(st.integers(1, 14), st.sampled_from(["taken", "not_taken"]), max_size=6),
        tz=st.sampled_from([SHANGHAI, "Europe/Berlin", "America/New_York"]))
 def test_course_statuses_agree_with_dose_status_day_by_day(start, hours, decisions, outcomes, tz):
+    """The course-at-once statuses equal DESIGN §3 applied day by day with each day's exact cutoff."""
     now = local_instant(start, time(0, 0), tz) + timedelta(hours=hours, minutes=17)
     expected = []
     for day, day_date in enumerate(course_dates(start, CFG), start=1):
         dose = dose_for_day(day, 5.0, decisions)
         cutoff = logging_cutoff(start, day, tz, CFG)
-        expected.append(dose_status(day_date, dose, outcomes.get(day), now, tz, cutoff))
-    assert study.course_statuses(start, 5.0, decisions, outcomes, now, tz, CFG) == expected
+        outcome = outcomes.get(day)
+        expected.append(DoseStatus.HELD if dose == 0 else
+                        DoseStatus(outcome) if outcome else
+                        DoseStatus.UPCOMING if local_date(now, tz) < day_date else
+                        DoseStatus.MISSED if now >= cutoff else DoseStatus.DUE)
+    record = CourseRecord(course_id=1, participant_id=1, site_id=1, cycle=1, day1=start, starting_dose_mg=5.0, tz=tz,
+                          decisions=tuple(decisions),
+                          logs={d: LogFact(id=d, day=d, outcome=o) for d, o in outcomes.items()})
+    assert course_record.day_statuses(record, CFG, now) == expected
 
 
 # --- symptom checklist (issue 10, findings 4 and 5) ----------------------------------------------

@@ -170,21 +170,43 @@ def test_the_grid_page_renders_for_an_admin(client, auth, world, page):
     assert "PA" in html and "PB" in html
 
 
-def test_counts_of_a_finished_course_agree_with_its_day_by_day_statuses(app):
-    """The bit-mask shortcut for past courses gives the same counts as the day-by-day rules."""
-    import random
-    from datetime import UTC, date, datetime
-
+def test_the_headline_counts_only_what_the_filters_show(app, session, world, clock):
+    """Issue 9, problem 6: a finished course hidden by the "running" filter was counted."""
     cfg = app.extensions["diary.study"]
-    rng = random.Random(3)
-    now = datetime(2027, 3, 1, 4, 0, tzinfo=UTC)
-    today = date(2027, 3, 1)
-    for _ in range(300):
-        taken = sum(1 << d for d in range(1, 15) if rng.random() < 0.6)
-        not_taken = sum(1 << d for d in range(1, 15) if rng.random() < 0.2)
-        decisions = tuple((rng.randint(1, 14), rng.choice([0, 2.5, 5, 7.5])) for _ in range(rng.randint(0, 3)))
-        inputs = adherence.CourseInputs(today - timedelta(days=rng.randint(16, 60)), 5.0, decisions, taken,
-                                        not_taken, "Asia/Shanghai", None)
-        cells = adherence.course_cells(inputs, now, cfg)
-        expected = (cells.count("taken"), cells.count("not_taken"), cells.count("missed"))
-        assert adherence.course_counts(inputs, now, today, cfg) == expected
+    pa = world.participants["pa"]
+    from diary.models import Course
+
+    day1 = world.courses["pa"].start_date - timedelta(days=30)
+    earlier = Course(participant_id=pa.id, cycle_number=9, adc_drug="other", infusion_date=day1 - timedelta(days=1),
+                     start_date=day1, starting_dose_mg=5, created_by=world.staff["nurse_a"].id)
+    session.add(earlier)
+    session.flush()
+    for day in range(1, 15):  # the finished course: every day taken
+        dosing.log_dose(session, cfg, participant=pa, course=earlier, day=day, outcome="taken",
+                        client_key=f"e{day}", source="staff", now=clock.now, staff_id=world.staff["admin"].id,
+                        correction_reason="paper", taken_at=clock.now - timedelta(days=33 - day))
+    session.commit()
+    running = adherence.build_grid(session, cfg, clock.now, None, adherence.Filters(course_state="running"))
+    assert {row.course_id for row in running.rows} == {world.courses["pa"].id, world.courses["pb"].id}
+    # Day 1 of both running courses is missed; days 2 (before its cutoff) and 3 are due, not counted.
+    assert (running.overall.taken, running.overall.counted) == (0, 2)
+    everything = adherence.build_grid(session, cfg, clock.now, None, adherence.Filters())
+    assert (everything.overall.taken, everything.overall.counted) == (14, 16)
+    flagged = adherence.build_grid(session, cfg, clock.now, None, adherence.Filters(flagged_only=True))
+    assert flagged.rows == [] and flagged.overall.counted == 0
+
+
+def test_the_flag_queue_shows_new_danger_flags_after_500_old_ones(client, auth, world, session, clock):
+    """Issue 9, problem 7: the queue fetched the oldest 500 flags, then sorted."""
+    pa = world.participants["pa"]
+    for n in range(510):
+        flag = raise_flag(session, key=f"old:{n}", kind="missed_dose", site_id=pa.site_id, participant_id=pa.id,
+                          detail=f"old {n}", now=clock.now - timedelta(days=30))
+        flag.acknowledged_at, flag.acknowledged_by, flag.ack_note = clock.now, world.staff["nurse_a"].id, "ok"
+    raise_flag(session, key="danger:new", kind="danger_symptom", site_id=pa.site_id, participant_id=pa.id,
+               detail="Danger symptom: vomiting blood", now=clock.now)
+    session.commit()
+    auth.staff("nurse_a")
+    html = client.get("/staff/flags?show=all").get_data(as_text=True)
+    assert "Danger symptom: vomiting blood" in html
+    assert html.index("Danger symptom: vomiting blood") < html.index("old 509")

@@ -119,14 +119,15 @@ def test_an_override_needs_a_reason(client, auth, world, session):
 
 
 def test_a_decision_is_effective_from_the_chosen_day(client, auth, world, session, clock):
-    from diary.services import dosing
+    from diary import course_record
+    from diary.services.course_records import load_record
 
     course = world.courses["pa"]
     auth.staff("investigator_a")
     enter_lab(client, auth, course, plt="40")
     lab = session.exec(select(LabResult)).one()
     sign(client, auth, course, lab.id, dose_mg="7.5", effective_day="5")
-    plan = dosing.load_plan(session, course, world_cfg(client), clock.now, "Asia/Shanghai")
+    plan = course_record.course_days(load_record(session, course.id), world_cfg(client), clock.now)
     assert [d.dose_mg for d in plan[2:6]] == [5.0, 5.0, 7.5, 7.5]
 
 

@@ -1,0 +1,361 @@
+"""One course record, and every fact about a course as a pure function of it (DESIGN §3).
+
+A `CourseRecord` is a course with its signed decisions, its *current* dose logs, blood counts and
+symptom reports, the participant's zone, status and end, and its clinical-review pauses. One loader
+builds it (diary/services/course_records.py); the today page, offline sync, SMS replies, the
+scheduler, the adherence grid and the export all read a day's status, missed days, draws and
+reminders from the functions here, so they cannot disagree. No Flask, no database; `now` is an
+argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from diary import study
+from diary.study import DoseStatus, StudyConfig
+
+# -------------------------------------------------------------------------------------------------
+# The "current row" rule, Python form (the SQL form is services.course_records.is_current).
+
+
+def current(rows: Iterable, *, id_of=lambda r: r.id, supersedes_of=lambda r: r.supersedes_id) -> list:
+    """The rows nothing supersedes, in their given order (a correction replaces what it corrects)."""
+    rows = list(rows)
+    superseded = {supersedes_of(r) for r in rows}
+    return [r for r in rows if id_of(r) not in superseded]
+
+
+@lru_cache(maxsize=8192)
+def _instant(on: date, at: time, tz: str) -> datetime:
+    # Thousands of courses ask the same (date, time, zone): the grid and a tick load them all.
+    return study.local_instant(on, at, tz)
+
+
+# -------------------------------------------------------------------------------------------------
+# The record
+
+
+# Named tuples, not dataclasses: the grid builds ~100,000 of them, and a tuple is built in C.
+class LogFact(NamedTuple):
+    """A current dose log (a retraction leaves its day without one)."""
+
+    id: int
+    day: int
+    outcome: str  # taken | not_taken
+    taken_at: datetime | None = None
+    source: str = "participant"
+    received_at: datetime | None = None
+    fasting: bool | None = None
+    reason: str | None = None
+
+
+class LabFact(NamedTuple):
+    id: int
+    day: int
+    plt: float
+
+
+@dataclass(frozen=True, slots=True)
+class SymptomFact:
+    id: int
+    danger: bool
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PauseFact:
+    """A clinical-review pause: open from `opened_at` until staff close it."""
+
+    id: int
+    opened_at: datetime
+    closed_at: datetime | None = None
+    cause: str = "danger_symptom"  # danger_symptom | critical_plt
+
+
+@dataclass(slots=True)
+class CourseRecord:
+    """Read-only by convention (not frozen: building 8,000 frozen instances costs a tenth of the grid)."""
+
+    course_id: int
+    participant_id: int
+    site_id: int
+    cycle: int
+    day1: date
+    starting_dose_mg: float
+    tz: str
+    participant_status: str = "active"
+    ended_at: datetime | None = None
+    reminder_time: time = time(8, 0)
+    study_number: str = ""
+    cohort: str = "primary"
+    site_code: str = ""
+    decisions: tuple[tuple[int, float], ...] = ()  # (effective day, mg), in signing order
+    outcomes: dict[int, str] | None = None  # the current log's outcome per course day
+    logs: dict[int, LogFact] | None = None  # the current logs themselves, where a page shows them
+    labs: tuple[LabFact, ...] = ()  # current blood counts
+    symptoms: tuple[SymptomFact, ...] = ()  # current symptom reports filed on this course
+    pauses: tuple[PauseFact, ...] = ()
+    last_day: int | None = None  # a course ended early doses nothing after this day
+
+    @property
+    def open_pause(self) -> PauseFact | None:
+        """The review pause still open, if any (at most one: a unique index says so)."""
+        for pause in self.pauses:
+            if pause.closed_at is None:
+                return pause
+        return None
+
+    def __post_init__(self) -> None:
+        if self.outcomes is None:
+            self.outcomes = {day: log.outcome for day, log in (self.logs or {}).items()}
+
+    def log(self, day: int) -> LogFact | None:
+        return self.logs.get(day) if self.logs else None
+
+
+# -------------------------------------------------------------------------------------------------
+# Dose days
+
+
+def doses(record: CourseRecord, cfg: StudyConfig) -> tuple[float, ...]:
+    """Prescribed mg of days 1..n: the last-signed decision in effect by then (0 = held)."""
+    signed = tuple(study.decisions_with_end(record.decisions, record.last_day))
+    return _doses(record.starting_dose_mg, signed, cfg.course_length_days)
+
+
+@lru_cache(maxsize=4096)
+def _doses(starting_mg: float, decisions: tuple[tuple[int, float], ...], length: int) -> tuple[float, ...]:
+    # study.dose_for_day day by day; courses share a handful of decision patterns, hence the cache.
+    return tuple(study.dose_for_day(day, starting_mg, decisions) for day in range(1, length + 1))
+
+
+def ended_on(record: CourseRecord) -> date | None:
+    """The participant's last local date in the study, if they withdrew or completed."""
+    return study.local_date(record.ended_at, record.tz) if record.ended_at is not None else None
+
+
+def paused_days(record: CourseRecord, cfg: StudyConfig) -> frozenset[int]:
+    """Course days a review pause covers: every day still open for logging when it opened (so
+    yesterday's late card does not invite a dose either), up to, not including, the local date it
+    closed (a pause closed in the morning leaves that day's dose due)."""
+    if not record.pauses:
+        return frozenset()
+    days = set()
+    length = cfg.course_length_days
+    for pause in record.pauses:
+        opened = pause.opened_at.astimezone(ZoneInfo(record.tz))
+        # The first day whose logging cutoff is after the opening instant.
+        first_date = opened.date() - timedelta(days=cfg.cutoff_days_after)
+        if opened.time() >= cfg.cutoff_time:
+            first_date += timedelta(days=1)
+        first = (first_date - record.day1).days + 1
+        last = length if pause.closed_at is None else \
+            (study.local_date(pause.closed_at, record.tz) - record.day1).days
+        days.update(range(max(first, 1), min(last, length) + 1))
+    return frozenset(days)
+
+
+_LOGGED = {"taken": DoseStatus.TAKEN, "not_taken": DoseStatus.NOT_TAKEN}
+# The statuses a log or a pause can replace (not held, not ended).
+_OPEN = frozenset({DoseStatus.UPCOMING, DoseStatus.DUE, DoseStatus.MISSED})
+
+
+def day_statuses(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[DoseStatus]:
+    """Every day's status at `now` — the one definition every page, job and figure reads.
+
+    ended (after the participant's end) › held (0 mg) › what was logged › paused for review ›
+    upcoming / due / missed by the participant's local calendar and the logging cutoff."""
+    length = cfg.course_length_days
+    last = ended_on(record)
+    last_index = (last - record.day1).days if last is not None else length
+    statuses = list(_calendar(doses(record, cfg), record.day1, record.tz, last_index, now, length,
+                              cfg.cutoff_days_after, cfg.cutoff_time))
+    open_ = _OPEN
+    try:
+        for day, outcome in record.outcomes.items():
+            if 0 < day <= length and statuses[day - 1] in open_:
+                statuses[day - 1] = _LOGGED[outcome]
+    except KeyError:
+        raise ValueError(f"unknown dose outcome {outcome!r} (a current log is taken or not_taken)") from None
+    if record.pauses:
+        for day in paused_days(record, cfg):
+            if statuses[day - 1] in open_:
+                statuses[day - 1] = DoseStatus.PAUSED
+    return statuses
+
+
+@lru_cache(maxsize=4096)
+def _calendar(mg: tuple[float, ...], day1: date, tz: str, last_index: int, now: datetime, length: int,
+              grace: int, cutoff_time: time) -> tuple[DoseStatus, ...]:
+    """The statuses of a course's days as if nothing were logged or paused. Cached: thousands of
+    courses of a grid or a tick share a start date, a zone and a prescription."""
+    elapsed = (study.local_date(now, tz) - day1).days  # today's offset from day 1
+    statuses = []
+    for index in range(length):
+        if index > last_index:
+            statuses.append(DoseStatus.ENDED)
+        elif mg[index] == 0:
+            statuses.append(DoseStatus.HELD)
+        else:
+            late = elapsed - index  # days since this day began, in local dates
+            if late < 0:
+                statuses.append(DoseStatus.UPCOMING)
+            elif late > grace:
+                statuses.append(DoseStatus.MISSED)
+            elif late < grace:
+                statuses.append(DoseStatus.DUE)
+            else:
+                limit = _instant(day1 + timedelta(days=index + grace), cutoff_time, tz)
+                statuses.append(DoseStatus.MISSED if now >= limit else DoseStatus.DUE)
+    return tuple(statuses)
+
+
+def cutoff(record: CourseRecord, day: int, cfg: StudyConfig) -> datetime:
+    """The instant after which only staff may record day `day` (DESIGN §3); study.logging_cutoff."""
+    return _instant(study.date_of_day(record.day1, day, cfg) + timedelta(days=cfg.cutoff_days_after),
+                    cfg.cutoff_time, record.tz)
+
+
+@dataclass(frozen=True, slots=True)
+class CourseDay:
+    """One dose day as pages show it."""
+
+    day: int
+    date: date
+    dose_mg: float
+    tablets: int
+    status: DoseStatus
+    draw_day: bool
+    log: LogFact | None
+    may_log: bool  # the participant may still record it themselves
+    cutoff: datetime
+
+
+def course_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[CourseDay]:
+    statuses = day_statuses(record, cfg, now)
+    mg = doses(record, cfg)
+    today = study.local_date(now, record.tz)
+    days = []
+    for index, status in enumerate(statuses):
+        day = index + 1
+        on = record.day1 + timedelta(days=index)
+        limit = cutoff(record, day, cfg)
+        days.append(CourseDay(
+            day=day, date=on, dose_mg=mg[index], tablets=study.tablet_count(mg[index], cfg), status=status,
+            draw_day=study.is_draw_day(day, cfg), log=record.log(day),
+            may_log=mg[index] > 0 and status is not DoseStatus.ENDED and today >= on and now < limit,
+            cutoff=limit,
+        ))
+    return days
+
+
+def missed_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[int]:
+    """Prescribed days nothing was logged for by the cutoff (paused and held days never are)."""
+    return [i + 1 for i, s in enumerate(day_statuses(record, cfg, now)) if s is DoseStatus.MISSED]
+
+
+class Counts(NamedTuple):
+    """Adherence of a course: taken ÷ (taken + not taken + missed); held, paused, coming and
+    ended days are not counted."""
+
+    taken: int = 0
+    not_taken: int = 0
+    missed: int = 0
+    paused: int = 0
+
+    @property
+    def counted(self) -> int:
+        return self.taken + self.not_taken + self.missed
+
+
+def adherence(statuses: list[DoseStatus]) -> Counts:
+    return Counts(statuses.count(DoseStatus.TAKEN), statuses.count(DoseStatus.NOT_TAKEN),
+                  statuses.count(DoseStatus.MISSED), statuses.count(DoseStatus.PAUSED))
+
+
+# -------------------------------------------------------------------------------------------------
+# Blood draws: one window rule (study.toml draw_window_days) for the grid, the flag and reminders
+
+
+def draw_done(record: CourseRecord, draw_day: int, cfg: StudyConfig) -> bool:
+    """Whether a current blood count falls within the configured window around `draw_day`."""
+    return draw_day in draws_done(record, cfg)
+
+
+def draws_done(record: CourseRecord, cfg: StudyConfig) -> set[int]:
+    """The planned draw days a current blood count covers (within draw_window_days either side)."""
+    window = cfg.draw_window_days
+    drawn = {lab.day for lab in record.labs if lab.day > 0}
+    return {day for day in cfg.draw_days if any(day - window <= d <= day + window for d in drawn)} if drawn else set()
+
+
+def draw_overdue_from(record: CourseRecord, draw_day: int, cfg: StudyConfig, grace_hours: float) -> datetime:
+    """When a missing count becomes overdue: `grace_hours` after the last day of its window."""
+    window_end = record.day1 + timedelta(days=draw_day - 1 + cfg.draw_window_days + 1)
+    return _instant(window_end, time(0, 0), record.tz) + timedelta(hours=grace_hours)
+
+
+def overdue_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float) -> list[int]:
+    """Planned draw days of an active participant whose count is still missing when overdue."""
+    if record.participant_status != "active":
+        return []
+    last = ended_on(record)
+    done = draws_done(record, cfg)
+    return [day for day in cfg.draw_days
+            if day not in done and (last is None or record.day1 + timedelta(days=day - 1) <= last)
+            and draw_overdue_from(record, day, cfg, grace_hours) <= now]
+
+
+def pending_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float,
+                  ahead_days: int) -> list[int]:
+    """Draw days not done, not overdue yet, within `ahead_days` of today: the grid's "coming up"."""
+    if record.participant_status != "active":
+        return []
+    today = study.local_date(now, record.tz)
+    done = draws_done(record, cfg)
+    return [day for day in cfg.draw_days
+            if day not in done
+            and record.day1 + timedelta(days=day - 1) <= today + timedelta(days=ahead_days)
+            and draw_overdue_from(record, day, cfg, grace_hours) > now
+            and record.day1 + timedelta(days=day - 1 + cfg.draw_window_days) >= today]
+
+
+# -------------------------------------------------------------------------------------------------
+# Which day a log belongs to (DESIGN §3), for every channel
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Two days are open and nothing says which: ask, naming both."""
+
+    earlier: int
+    later: int
+
+
+def day_for_log(record: CourseRecord, cfg: StudyConfig, now: datetime, *, named_day: int | None = None,
+                asked_day: int | None = None) -> int | Ask | None:
+    """The course day a log without a stated day belongs to: the day the participant names; else the
+    day the latest reminder or follow-up asked about, if still open; else the only open day
+    (yesterday before its cutoff, or today); `Ask` when both are open; None when none is."""
+    days = course_days(record, cfg, now)
+
+    def open_(day: int | None) -> bool:
+        # Open: the participant may still record it and nothing is recorded yet.
+        return day is not None and 1 <= day <= len(days) and days[day - 1].may_log and \
+            day not in record.outcomes
+
+    if named_day is not None:
+        return named_day if open_(named_day) else None
+    if open_(asked_day):
+        return asked_day
+    today = (study.local_date(now, record.tz) - record.day1).days + 1
+    candidates = [d for d in (today - 1, today) if open_(d)]
+    if len(candidates) == 2:
+        return Ask(*candidates)
+    return candidates[0] if candidates else None
