@@ -251,12 +251,13 @@ class DayRecord:
     taken_at_local: datetime | None  # None: not logged taken
     draw_day: bool
     has_result: bool
+    paused: bool = False  # inside a clinical-review pause (course_record.paused_days)
 
 
 def course_deviations(course_id: int, cycle: int, days: list[DayRecord], today: date,
                       rules: DeviationRules) -> list[ProposedDeviation]:
-    """What the diary can see: a dose on a held day, two doses too close, a dose logged outside its
-    day, a draw day without a result after the grace days."""
+    """What the diary can see: a dose on a held or paused day, two doses too close, a dose logged
+    outside its day, a draw day without a result after the grace days."""
     found = []
     previous: DayRecord | None = None
     for d in days:
@@ -264,6 +265,10 @@ def course_deviations(course_id: int, cycle: int, days: list[DayRecord], today: 
             if d.dose_mg == 0:
                 found.append(ProposedDeviation(f"held_dose:{course_id}:{d.day}", "dosing", d.date,
                                                f"Cycle {cycle} day {d.day}: dose logged taken on a held day"))
+            elif d.paused:
+                found.append(ProposedDeviation(
+                    f"paused_dose:{course_id}:{d.day}", "dosing", d.date,
+                    f"Cycle {cycle} day {d.day}: dose logged taken during a clinical-review pause"))
             if d.taken_at_local.date() != d.date:
                 found.append(ProposedDeviation(
                     f"outside_day:{course_id}:{d.day}", "dosing", d.taken_at_local.date(),

@@ -135,9 +135,11 @@ def findings(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, participan
                                                     course_not_voided())).all():
         record = load_record(session, course.id)
         plan = course_record.course_days(record, cfg, now)
-        drawn = {lab.day for lab in record.labs}
+        # The same draw window and pause the grid and the scheduler read (one rule each).
+        drawn, paused = course_record.draws_done(record, cfg), course_record.paused_days(record, cfg)
         days = [records.DayRecord(
             day=d.day, date=d.date, dose_mg=d.dose_mg, draw_day=d.draw_day, has_result=d.day in drawn,
+            paused=d.day in paused,
             taken_at_local=(d.log.taken_at.astimezone(ZoneInfo(participant.timezone))
                             if d.log is not None and d.log.outcome == "taken" and d.log.taken_at else None))
             for d in plan]

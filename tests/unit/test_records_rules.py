@@ -13,9 +13,9 @@ CFG = load_records_config()
 D1 = date(2026, 12, 1)
 
 
-def day(n, *, dose=5.0, taken=None, draw=False, result=False):
+def day(n, *, dose=5.0, taken=None, draw=False, result=False, paused=False):
     return DayRecord(day=n, date=D1 + timedelta(days=n - 1), dose_mg=dose, taken_at_local=taken, draw_day=draw,
-                     has_result=result)
+                     has_result=result, paused=paused)
 
 
 def at(n, hour):
@@ -85,3 +85,11 @@ def test_a_records_file_with_an_unknown_key_is_refused(tmp_path):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(StudyConfigError, match="surprise: unknown key"):
         load_records_config(path)
+
+
+def test_the_rules_see_a_dose_taken_during_a_review_pause():
+    # Issue 12, item 4: "a dose taken on a held or paused day".
+    days = [day(1, taken=at(1, 8)), day(2, taken=at(2, 8), paused=True), day(3, paused=True)]
+    found = records.course_deviations(9, 1, days, D1 + timedelta(days=2), CFG.deviations)
+    assert [f.key for f in found] == ["paused_dose:9:2"]
+    assert found[0].category == "dosing" and "review pause" in found[0].description

@@ -169,3 +169,24 @@ def test_another_sites_nurse_sees_no_deviations_or_medications(client, auth, wor
     r = client.post(f"/staff/deviations/{dev.id}/decision", data={
         "csrf_token": auth.csrf("/staff/"), "action": "dismiss", "reason": "x"})
     assert r.status_code == 404 and len(rows(session, ProtocolDeviation)) == 1  # as if it did not exist
+
+
+def test_a_dose_the_participant_took_during_a_review_pause_is_proposed_as_a_deviation(
+        app, client, auth, world, clock, session):
+    from diary.services import symptoms
+
+    cfg = app.extensions["diary.study"]
+    pa = world.participants["pa"]
+    symptoms.report_symptoms(session, cfg, participant=pa, symptoms=[{"key": "black_or_bloody_stool"}],
+                             noticed_at=clock.now, client_key="danger-1", source="participant", now=clock.now,
+                             course_id=world.courses["pa"].id)
+    session.commit()
+    clock.advance(hours=1)
+    # Today is course day 3; the pause covers it, yet she took her tablets and says so.
+    dosing.log_dose(session, cfg, participant=pa, course=world.courses["pa"], day=3, outcome="taken",
+                    client_key="paused-dose", source="participant", now=clock.now, taken_at=clock.now)
+    session.commit()
+    auth.staff("nurse_a")
+    html = client.get(f"/staff/participants/{pa.id}/deviations").get_data(as_text=True)
+    assert "during a clinical-review pause" in html
+    assert [d.finding_key for d in rows(session, ProtocolDeviation)] == [f"paused_dose:{world.courses['pa'].id}:3"]
