@@ -15,9 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary import audit, course_record, records, study
+from diary.course_record import CourseRecord
 from diary.models import Course, Participant, ProtocolDeviation, course_not_voided
 from diary.records import ProposedDeviation, RecordsConfig
-from diary.services.course_records import load_record
+from diary.services.course_records import load_records
 from diary.study import StudyConfig
 
 CLASSIFICATIONS = ("minor", "major")
@@ -126,25 +127,47 @@ def current(rows: list[ProtocolDeviation]) -> list[ProtocolDeviation]:
     return sorted((r for r in rows if r.id not in superseded), key=lambda r: (r.occurred_on, r.id), reverse=True)
 
 
+def _course_findings(record: CourseRecord, cfg: StudyConfig, rcfg: RecordsConfig,
+                     now: datetime) -> list[ProposedDeviation]:
+    """What one course's record shows (pure rules in diary/records.py)."""
+    zone = ZoneInfo(record.tz)
+    plan = course_record.course_days(record, cfg, now)
+    # The same draw window and pause the grid and the scheduler read (one rule each).
+    drawn, paused = course_record.draws_done(record, cfg), course_record.paused_days(record, cfg)
+    days = [records.DayRecord(
+        day=d.day, date=d.date, dose_mg=d.dose_mg, draw_day=d.draw_day, has_result=d.day in drawn,
+        paused=d.day in paused,
+        taken_at_local=(d.log.taken_at.astimezone(zone)
+                        if d.log is not None and d.log.outcome == "taken" and d.log.taken_at else None))
+        for d in plan]
+    return records.course_deviations(record.course_id, record.cycle, days, study.local_date(now, record.tz),
+                                     rcfg.deviations)
+
+
 def findings(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, participant: Participant,
              now: datetime) -> list[ProposedDeviation]:
-    """What the participant's records show, per course (pure rules in diary/records.py)."""
-    today = study.local_date(now, participant.timezone)
-    found = []
-    for course in session.exec(select(Course).where(Course.participant_id == participant.id,
-                                                    course_not_voided())).all():
-        record = load_record(session, course.id)
-        plan = course_record.course_days(record, cfg, now)
-        # The same draw window and pause the grid and the scheduler read (one rule each).
-        drawn, paused = course_record.draws_done(record, cfg), course_record.paused_days(record, cfg)
-        days = [records.DayRecord(
-            day=d.day, date=d.date, dose_mg=d.dose_mg, draw_day=d.draw_day, has_result=d.day in drawn,
-            paused=d.day in paused,
-            taken_at_local=(d.log.taken_at.astimezone(ZoneInfo(participant.timezone))
-                            if d.log is not None and d.log.outcome == "taken" and d.log.taken_at else None))
-            for d in plan]
-        found += records.course_deviations(course.id, course.cycle_number, days, today, rcfg.deviations)
-    return found
+    """What the participant's records show, per course."""
+    courses = load_records(session, Course.participant_id == participant.id, course_not_voided())
+    return [finding for record in sorted(courses.values(), key=lambda r: r.course_id)
+            for finding in _course_findings(record, cfg, rcfg, now)]
+
+
+def scan_sites(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, site_ids: frozenset[int] | None,
+               now: datetime) -> int:
+    """Propose every finding not proposed before at these sites (None: every site), so that the site
+    list is complete without opening each participant's page; returns how many are new. Reads every
+    course through the one bulk loader (a fixed number of queries)."""
+    where = [course_not_voided()]
+    if site_ids is not None:
+        where.append(Participant.site_id.in_(sorted(site_ids)))
+    courses = load_records(session, *where)
+    people = {p.id: p for p in session.exec(
+        select(Participant).where(Participant.id.in_({r.participant_id for r in courses.values()}))).all()}
+    new = 0
+    for record in sorted(courses.values(), key=lambda r: r.course_id):
+        for finding in _course_findings(record, cfg, rcfg, now):
+            new += propose(session, participant=people[record.participant_id], finding=finding, now=now) is not None
+    return new
 
 
 def scan(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, participant: Participant,

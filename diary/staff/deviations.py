@@ -133,8 +133,11 @@ def _new_form() -> DeviationForm:
 @bp.get("/deviations")
 @staff_required()
 def deviation_list():
-    """Open deviations (proposed or confirmed, not closed) at the staff member's sites."""
+    """Open deviations (proposed or confirmed, not closed) at the staff member's sites, with what the
+    software can see proposed first."""
     s = db.session()
+    if service.scan_sites(s, study_config(), records_config(), current_user.site_ids, clock.now()):
+        s.commit()
     query = select(ProtocolDeviation, Participant.study_number).join(
         Participant, Participant.id == ProtocolDeviation.participant_id)
     if current_user.site_ids is not None:

@@ -190,3 +190,19 @@ def test_a_dose_the_participant_took_during_a_review_pause_is_proposed_as_a_devi
     html = client.get(f"/staff/participants/{pa.id}/deviations").get_data(as_text=True)
     assert "during a clinical-review pause" in html
     assert [d.finding_key for d in rows(session, ProtocolDeviation)] == [f"paused_dose:{world.courses['pa'].id}:3"]
+
+
+def test_the_site_list_proposes_what_it_sees_without_opening_each_participant(
+        app, client, auth, world, clock, session):
+    day1 = world.courses["pa"].start_date
+    session.info["now"] = clock.now
+    log(app, session, world, 1, datetime.combine(day1 + timedelta(days=1), time(6, 0), SHANGHAI))
+    session.commit()
+    auth.staff("nurse_b")  # another site: sees and proposes nothing of site A
+    assert "outside its day" not in client.get("/staff/deviations").get_data(as_text=True)
+    client.post("/staff/logout", data={"csrf_token": auth.csrf("/staff/")})
+    auth.staff("nurse_a")
+    html = client.get("/staff/deviations").get_data(as_text=True)
+    assert "outside its day" in html and "PA" in html
+    client.get("/staff/deviations")
+    assert [d.finding_key.split(":")[0] for d in rows(session, ProtocolDeviation)] == ["outside_day"]
