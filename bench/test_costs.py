@@ -96,47 +96,35 @@ def app_costs(url: str, repeat: int) -> None:
     row("new app's first page: no cache / shared cache", first_render(None), first_render(shared))
 
 
-def commit_costs(repeat: int) -> None:
-    def commits(url: str):
-        engine = db.make_engine(url)
+def commit_ms(url: str, repeat: int) -> float:
+    """Median time of a one-row INSERT and its COMMIT (in a scratch table, dropped after)."""
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS commit_cost (x INTEGER)"))
+
+    def one():
         with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
+            conn.execute(text("INSERT INTO commit_cost VALUES (1)"))
 
-        def one():
-            with engine.begin() as conn:
-                conn.execute(text("INSERT INTO t VALUES (1)"))
+    result = median_ms(one, repeat)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE commit_cost"))
+    engine.dispose()
+    return result
 
-        result = median_ms(one, repeat)
-        engine.dispose()
-        return result
 
+def commit_costs(repeat: int) -> None:
     with tempfile.TemporaryDirectory() as disk, tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
-        row("SQLite commit: disk / /dev/shm", commits(f"sqlite:///{Path(disk) / 'a.db'}"),
-            commits(f"sqlite:///{Path(shm) / 'a.db'}"))
+        row("SQLite commit: disk / /dev/shm", commit_ms(f"sqlite:///{Path(disk) / 'a.db'}", repeat),
+            commit_ms(f"sqlite:///{Path(shm) / 'a.db'}", repeat))
 
 
 def postgres_costs(template_url: str, repeat: int) -> None:
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    base = PG_ADMIN.rsplit("/", 1)[0]
     template = template_url.rsplit("/", 1)[1]
 
-    def commits(options: str):
-        engine = db.make_engine(f"{base}/{template}{options}")
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
-
-        def one():
-            with engine.begin() as conn:
-                conn.execute(text("INSERT INTO t VALUES (1)"))
-
-        result = median_ms(one, repeat)
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE t"))
-        engine.dispose()
-        return result
-
-    row("PostgreSQL commit: synchronous_commit on / off", commits(""),
-        commits("?options=-c%20synchronous_commit%3Doff"))
+    row("PostgreSQL commit: synchronous_commit on / off", commit_ms(template_url, repeat),
+        commit_ms(template_url + "?options=-c%20synchronous_commit%3Doff", repeat))
 
     creates, drops = [], []
     for _ in range(repeat):
