@@ -1,0 +1,100 @@
+"""Signed checkpoints of the audit chains' heads, kept outside the database.
+
+A checkpoint is one JSON line appended to AUDIT_ANCHOR_PATH: the time, the highest event id, the
+number of events, and every chain's head hash and length, with an HMAC under the audit key over
+all of it. The scheduler appends one every tick and `flask audit checkpoint` on demand; each
+checkpoint's digest is also logged, so a copy lives in the logs as well. `verify` takes the newest
+line whose HMAC is valid and requires every anchored head to still sit at its anchored length and
+the number of events not to have shrunk: deleting the newest events, or the whole trail, before
+that checkpoint is found. Keep the file on storage the database's users cannot rewrite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import current_app, has_app_context
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from diary import audit
+from diary.models import AuditEvent
+
+log = logging.getLogger(__name__)
+
+
+def _path(path: str | None) -> Path | None:
+    if path:
+        return Path(path)
+    if has_app_context():
+        return Path(current_app.config["AUDIT_ANCHOR_PATH"])
+    return None
+
+
+def _body(checkpoint: dict) -> bytes:
+    unsigned = {k: v for k, v in checkpoint.items() if k != "mac"}
+    return json.dumps(unsigned, sort_keys=True, ensure_ascii=False).encode()
+
+
+def checkpoint(session: Session, now: datetime, path: str | None = None) -> dict:
+    """Append a signed checkpoint of every chain's head; returns it."""
+    counts = session.exec(select(AuditEvent.chain, func.count(), func.max(AuditEvent.id))
+                          .group_by(AuditEvent.chain)).all()
+    tops = [top for _, _, top in counts]
+    heads = dict(session.exec(select(AuditEvent.id, AuditEvent.hash).where(AuditEvent.id.in_(tops))).all())
+    point = {
+        "at": now.astimezone(UTC).isoformat(),
+        "max_event_id": max((top for _, _, top in counts), default=0),
+        "event_count": sum(n for _, n, _ in counts),
+        "chains": {chain: [heads[top], n] for chain, n, top in counts},
+    }
+    point["mac"] = audit.mac(_body(point))
+    target = _path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # O_APPEND: concurrent writers (two schedulers, a CLI run) each add whole lines.
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, (json.dumps(point, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    log.info("audit checkpoint %s: %d events in %d chains, digest %s", point["at"], point["event_count"],
+             len(point["chains"]), hashlib.sha256(_body(point)).hexdigest())
+    return point
+
+
+def newest(path: str | None = None) -> dict | None:
+    """The newest checkpoint whose signature is valid (a line that is not is ignored)."""
+    target = _path(path)
+    if target is None or not target.exists():
+        return None
+    found = None
+    for line in target.read_text(encoding="utf-8").splitlines():
+        try:
+            point = json.loads(line)
+            valid = isinstance(point, dict) and hmac.compare_digest(str(point.get("mac", "")),
+                                                                     audit.mac(_body(point)))
+        except ValueError:
+            continue
+        if valid:
+            found = point
+    return found
+
+
+def missing(point: dict, seen: set[str], lengths: dict[str, int], count: int) -> str | None:
+    """What the trail lacks against a checkpoint (verify has walked it), or None."""
+    for chain, (_head, length) in sorted(point["chains"].items()):
+        if chain not in seen:
+            return (f"chain {chain} no longer holds the head anchored at {point['at']} "
+                    f"(anchored length {length}, now {lengths.get(chain, 0)})")
+        if chain == audit.LEGACY and lengths.get(chain, 0) != length:
+            return "the legacy chain has grown since it was anchored"
+    if count < point["event_count"]:
+        return f"{point['event_count'] - count} events are missing since the checkpoint at {point['at']}"
+    return None
