@@ -95,6 +95,8 @@ def missing(point: dict, seen: set[str], lengths: dict[str, int], count: int) ->
                     f"(anchored length {length}, now {lengths.get(chain, 0)})")
         if chain == audit.LEGACY and lengths.get(chain, 0) != length:
             return "the legacy chain has grown since it was anchored"
+    if audit.LEGACY in lengths and audit.LEGACY not in point["chains"]:
+        return "legacy events appeared after the checkpoint"
     if count < point["event_count"]:
         return f"{point['event_count'] - count} events are missing since the checkpoint at {point['at']}"
     return None
