@@ -206,3 +206,36 @@ def test_concurrent_appends_to_one_chain_never_fork_it(app, world):
     assert [e["prev_hash"] for e in chain[1:]] == [e["hash"] for e in chain[:-1]]
     with Session(app.extensions["diary.engine"]) as s:
         assert audit.verify(s).ok
+
+
+def test_each_scheduler_tick_appends_a_signed_checkpoint_that_verify_uses(app, runner, dose, caplog):
+    caplog.set_level("INFO", logger="diary.audit_anchor")
+    for now in ("2026-12-01T09:00+08:00", "2026-12-01T09:05+08:00"):
+        assert runner.invoke(args=["scheduler", "tick", "--now", now]).exit_code == 0
+    with open(app.config["AUDIT_ANCHOR_PATH"], encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 2
+    assert "digest" in caplog.text
+    code, output = _verify_command(runner)
+    assert code == 0, output
+    assert "against the newest checkpoint" in output
+
+
+def test_a_trail_checked_with_another_key_fails(app, runner, dose):
+    app.extensions["diary.audit_key"] = audit.derive_key("test-data-key", "another audit key")
+    code, output = _verify_command(runner)
+    assert code == 1
+    assert "content does not match its hash" in output
+
+
+@pytest.mark.any_db
+def test_the_audit_key_is_its_own_setting_or_derived_from_the_data_key(tmp_path):
+    from diary.config import load_settings
+
+    (tmp_path / "audit_key").write_text("from a file\n", encoding="utf-8")
+    settings = load_settings({"AUDIT_KEY_FILE": str(tmp_path / "audit_key")}, instance_path=str(tmp_path))
+    assert settings["AUDIT_KEY"] == "from a file"
+    assert audit.derive_key("data", "from a file") == b"from a file"
+    derived = audit.derive_key("data")
+    assert derived != b"data" and derived == audit.derive_key("data") != audit.derive_key("other data")
+    assert load_settings({}, instance_path=str(tmp_path))["AUDIT_ANCHOR_PATH"] == str(tmp_path / "audit-anchors.jsonl")
