@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def _body(checkpoint: dict) -> bytes:
 
 
 def checkpoint(session: Session, now: datetime, path: str | None = None) -> dict:
-    """Append a signed checkpoint of every chain's head; returns it."""
+    """Append a signed checkpoint of every chain's head, unless nothing changed since the newest
+    one; returns the checkpoint now in force."""
     counts = session.exec(select(AuditEvent.chain, func.count(), func.max(AuditEvent.id))
                           .group_by(AuditEvent.chain)).all()
     tops = [top for _, _, top in counts]
@@ -56,6 +58,11 @@ def checkpoint(session: Session, now: datetime, path: str | None = None) -> dict
     }
     point["mac"] = audit.mac(_body(point))
     target = _path(path)
+    if target is None:
+        raise RuntimeError("no AUDIT_ANCHOR_PATH: pass a path or call inside the app")
+    last = newest(str(target))
+    if last is not None and last["chains"] == point["chains"] and last["event_count"] == point["event_count"]:
+        return last  # nothing new since the last checkpoint: the file grows only with the trail
     target.parent.mkdir(parents=True, exist_ok=True)
     # O_APPEND: concurrent writers (two schedulers, a CLI run) each add whole lines.
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -69,22 +76,38 @@ def checkpoint(session: Session, now: datetime, path: str | None = None) -> dict
     return point
 
 
+def _lines_from_end(target: Path, block: int = 1 << 16) -> Iterator[bytes]:
+    """The file's lines, newest first, reading back from its end (it grows every tick)."""
+    with open(target, "rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        rest = b""
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            lines = (f.read(step) + rest).split(b"\n")
+            rest = lines[0]
+            yield from (line for line in reversed(lines[1:]) if line.strip())
+        if rest.strip():
+            yield rest
+
+
+def _valid(line: bytes) -> dict | None:
+    try:
+        point = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(point, dict) or not isinstance(point.get("chains"), dict):
+        return None
+    return point if hmac.compare_digest(str(point.get("mac", "")), audit.mac(_body(point))) else None
+
+
 def newest(path: str | None = None) -> dict | None:
     """The newest checkpoint whose signature is valid (a line that is not is ignored)."""
     target = _path(path)
     if target is None or not target.exists():
         return None
-    found = None
-    for line in target.read_text(encoding="utf-8").splitlines():
-        try:
-            point = json.loads(line)
-            valid = isinstance(point, dict) and hmac.compare_digest(str(point.get("mac", "")),
-                                                                     audit.mac(_body(point)))
-        except ValueError:
-            continue
-        if valid:
-            found = point
-    return found
+    return next((point for point in map(_valid, _lines_from_end(target)) if point is not None), None)
 
 
 def missing(point: dict, seen: set[str], lengths: dict[str, int], count: int) -> str | None:

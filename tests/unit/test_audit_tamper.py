@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import threading
 from datetime import timedelta
 
@@ -208,13 +209,26 @@ def test_concurrent_appends_to_one_chain_never_fork_it(app, world):
         assert audit.verify(s).ok
 
 
-def test_each_scheduler_tick_appends_a_signed_checkpoint_that_verify_uses(app, runner, dose, caplog):
-    caplog.set_level("INFO", logger="diary.audit_anchor")
-    for now in ("2026-12-01T09:00+08:00", "2026-12-01T09:05+08:00"):
-        assert runner.invoke(args=["scheduler", "tick", "--now", now]).exit_code == 0
+def _anchor_lines(app) -> list[str]:
     with open(app.config["AUDIT_ANCHOR_PATH"], encoding="utf-8") as f:
-        lines = f.read().splitlines()
+        return f.read().splitlines()
+
+
+def test_each_scheduler_tick_appends_a_signed_checkpoint_that_verify_uses(app, runner, session, world, dose,
+                                                                            caplog):
+    caplog.set_level("INFO", logger="diary.audit_anchor")
+    assert runner.invoke(args=["scheduler", "tick", "--now", "2026-12-01T09:00+08:00"]).exit_code == 0
+    assert len(_anchor_lines(app)) == 1
+    pa = world.participants["pa"]
+    audit.record(session, actor="system", action="checked", entity="Participant", entity_id=pa.id,
+                 site_id=pa.site_id, participant_id=pa.id)
+    session.commit()
+    for now in ("2026-12-01T09:05+08:00", "2026-12-01T09:10+08:00"):
+        assert runner.invoke(args=["scheduler", "tick", "--now", now]).exit_code == 0
+    # A new event, a new checkpoint; a tick with nothing new adds no line.
+    lines = _anchor_lines(app)
     assert len(lines) == 2
+    assert json.loads(lines[-1])["event_count"] == json.loads(lines[0])["event_count"] + 1
     assert "digest" in caplog.text
     code, output = _verify_command(runner)
     assert code == 0, output
@@ -239,3 +253,11 @@ def test_the_audit_key_is_its_own_setting_or_derived_from_the_data_key(tmp_path)
     derived = audit.derive_key("data")
     assert derived != b"data" and derived == audit.derive_key("data") != audit.derive_key("other data")
     assert load_settings({}, instance_path=str(tmp_path))["AUDIT_ANCHOR_PATH"] == str(tmp_path / "audit-anchors.jsonl")
+
+
+@pytest.mark.any_db
+def test_the_anchor_file_is_read_back_from_its_end_across_blocks(tmp_path):
+    path = tmp_path / "anchors.jsonl"
+    lines = [f'{{"n": {i}, "pad": "{"x" * i}"}}' for i in range(40)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert [b.decode() for b in audit_anchor._lines_from_end(path, block=7)] == lines[::-1]
