@@ -38,6 +38,21 @@ def _path(path: str | None) -> Path | None:
     return None
 
 
+class AnchorError(RuntimeError):
+    """The trail no longer holds what the newest checkpoint anchored."""
+
+
+def _lost_since(session: Session, last: dict, lengths: dict[str, int]) -> str | None:
+    heads = [head for head, _ in last["chains"].values()]
+    found = dict(session.exec(select(AuditEvent.hash, AuditEvent.chain).where(AuditEvent.hash.in_(heads))).all())
+    for chain, (head, length) in sorted(last["chains"].items()):
+        if found.get(head) != chain or lengths.get(chain, 0) < length:
+            return f"chain {chain} no longer holds the head anchored at {last['at']}"
+    if sum(lengths.values()) < last["event_count"]:
+        return f"events are missing since the checkpoint at {last['at']}"
+    return None
+
+
 def _body(checkpoint: dict) -> bytes:
     unsigned = {k: v for k, v in checkpoint.items() if k != "mac"}
     return json.dumps(unsigned, sort_keys=True, ensure_ascii=False).encode()
@@ -61,8 +76,15 @@ def checkpoint(session: Session, now: datetime, path: str | None = None) -> dict
     if target is None:
         raise RuntimeError("no AUDIT_ANCHOR_PATH: pass a path or call inside the app")
     last = newest(str(target))
-    if last is not None and last["chains"] == point["chains"] and last["event_count"] == point["event_count"]:
-        return last  # nothing new since the last checkpoint: the file grows only with the trail
+    if last is not None:
+        # Never anchor a trail that has lost what the last checkpoint anchored: the new
+        # checkpoint would become the newest and hide the loss from verify.
+        problem = _lost_since(session, last, {chain: n for chain, n, _ in counts})
+        if problem:
+            log.error("audit checkpoint refused: %s", problem)
+            raise AnchorError(problem)
+        if last["chains"] == point["chains"] and last["event_count"] == point["event_count"]:
+            return last  # nothing new since the last checkpoint: the file grows only with the trail
     target.parent.mkdir(parents=True, exist_ok=True)
     # O_APPEND: concurrent writers (two schedulers, a CLI run) each add whole lines.
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)

@@ -221,7 +221,11 @@ def audit_checkpoint() -> None:
     from diary import audit_anchor
 
     with Session(db.engine()) as s:
-        point = audit_anchor.checkpoint(s, clock.now())
+        try:
+            point = audit_anchor.checkpoint(s, clock.now())
+        except audit_anchor.AnchorError as exc:
+            click.echo(f"Checkpoint REFUSED: {exc}. Run `audit verify`.", err=True)
+            sys.exit(1)
     click.echo(f"Checkpoint of {point['event_count']} events in {len(point['chains'])} chains "
                f"appended to {current_app.config['AUDIT_ANCHOR_PATH']}.")
 

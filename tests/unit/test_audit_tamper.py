@@ -261,3 +261,22 @@ def test_the_anchor_file_is_read_back_from_its_end_across_blocks(tmp_path):
     lines = [f'{{"n": {i}, "pad": "{"x" * i}"}}' for i in range(40)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert [b.decode() for b in audit_anchor._lines_from_end(path, block=7)] == lines[::-1]
+
+
+def test_a_checkpoint_is_refused_once_an_anchored_head_is_gone(app, runner, session, world, dose):
+    pa = world.participants["pa"]
+    audit.record(session, actor="system", action="checked", entity="Participant", entity_id=pa.id,
+                 site_id=pa.site_id, participant_id=pa.id)
+    session.commit()
+    assert runner.invoke(args=["audit", "checkpoint"]).exit_code == 0
+    newest = _rows(app, EVENTS)[-1]
+    _behind_the_apps_back(app, delete(EVENTS).where(EVENTS.c.id == newest["id"]))
+    # Neither the scheduler nor the command anchors the loss, so verify keeps naming it.
+    assert runner.invoke(args=["scheduler", "tick", "--now", "2026-12-01T09:05+08:00"]).exit_code == 0
+    refused = runner.invoke(args=["audit", "checkpoint"])
+    assert refused.exit_code == 1
+    assert "REFUSED" in refused.output
+    assert len(_anchor_lines(app)) == 1
+    code, output = _verify_command(runner)
+    assert code == 1
+    assert f"chain {newest['chain']}" in output and "anchored" in output  # the tick may have appended to it
