@@ -49,6 +49,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions["diary.records"] = load_records_config(app.config.get("RECORDS_CONFIG"))
     app.extensions["diary.cipher"] = DataCipher(app.config["DATA_ENCRYPTION_KEY"])
+    from diary import audit
+
+    app.extensions["diary.audit_key"] = audit.derive_key(app.config["DATA_ENCRYPTION_KEY"],
+                                                         app.config.get("AUDIT_KEY"))
+    audit.configure(app.extensions["diary.audit_key"])
     from diary.auth.services import configure_hasher
 
     configure_hasher(time_cost=app.config["ARGON2_TIME_COST"], memory_kib=app.config["ARGON2_MEMORY_KIB"],

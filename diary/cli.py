@@ -200,15 +200,34 @@ audit_group = AppGroup("audit", help="The audit trail.")
 
 @audit_group.command("verify")
 def audit_verify() -> None:
-    """Check the hash chain; exits 1 and names the first broken event."""
+    """Check every chain, every clinical row and the newest checkpoint; exits 1 naming what is wrong."""
     with Session(db.engine()) as s:
         report = audit.verify(s)
     if report.ok:
-        click.echo(f"Audit trail intact: {report.checked} events.")
+        anchored = "against the newest checkpoint" if report.anchored else "no checkpoint yet"
+        click.echo(f"Audit trail intact: {report.checked} events ({anchored}).")
         return
-    click.echo(f"Audit trail BROKEN at event {report.first_broken_id}: {report.problem} "
-               f"({report.checked} events before it are intact).", err=True)
+    if report.first_broken_id is not None:
+        click.echo(f"Audit trail BROKEN at event {report.first_broken_id}: {report.problem} "
+                   f"({report.checked} events before it are intact).", err=True)
+    else:
+        click.echo(f"Audit trail BROKEN: {report.finding}.", err=True)
     sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Append a signed checkpoint of every chain's head to AUDIT_ANCHOR_PATH."""
+    from diary import audit_anchor
+
+    with Session(db.engine()) as s:
+        try:
+            point = audit_anchor.checkpoint(s, clock.now())
+        except audit_anchor.AnchorError as exc:
+            click.echo(f"Checkpoint REFUSED: {exc}. Run `audit verify`.", err=True)
+            sys.exit(1)
+    click.echo(f"Checkpoint of {point['event_count']} events in {len(point['chains'])} chains "
+               f"appended to {current_app.config['AUDIT_ANCHOR_PATH']}.")
 
 
 export_group = AppGroup("export", help="Study exports.")

@@ -111,6 +111,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "DIARY_ENV": mode,
         "SECRET_KEY": secret,
         "DATA_ENCRYPTION_KEY": data_key or secret,
+        # The audit chains' HMAC key (never stored in the database); default: derived from
+        # DATA_ENCRYPTION_KEY under its own label (diary/audit.py).
+        "AUDIT_KEY": envsecret(env, "AUDIT_KEY"),
+        # Signed checkpoints of the audit chains' heads, appended by the scheduler (append-only file).
+        "AUDIT_ANCHOR_PATH": env.get("AUDIT_ANCHOR_PATH") or str(Path(instance_path) / "audit-anchors.jsonl"),
         "DATABASE_URL": env.get("DATABASE_URL", default_db),
         "DIARY_TIMEZONE": tz,
         "STUDY_CONFIG": env.get("STUDY_CONFIG") or None,

@@ -360,6 +360,12 @@ class ReviewPause(SQLModel, table=True):
 class AuditEvent(SQLModel, table=True):
     """Append-only and hash-chained: each row's hash covers its content and the previous hash."""
 
+    __table_args__ = (
+        UniqueConstraint("chain", "prev_hash", name="uq_auditevent_chain_prev_hash"),
+        Index("ix_auditevent_chain_id", "chain", "id"),
+        Index("ix_auditevent_entity_entity_id", "entity", "entity_id"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = created_at()
     actor: str = Field(max_length=64)  # staff:3 | participant:5 | sms | system
@@ -371,8 +377,13 @@ class AuditEvent(SQLModel, table=True):
     before: dict | None = Field(default=None, sa_type=JSON)
     after: dict | None = Field(default=None, sa_type=JSON)
     reason: str | None = Field(default=None, max_length=500)
+    # "p:<participant id>", else "s:<site id>", else "g"; "legacy" for events from before chains
+    # (diary/audit.py). (chain, prev_hash) is unique: a chain can never fork.
+    chain: str = Field(max_length=32)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+    # HMAC of the clinical row the event names, as stored when the event was written.
+    row_hash: str | None = Field(default=None, max_length=64)
 
 
 class DeviceSession(SQLModel, table=True):

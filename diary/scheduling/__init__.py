@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from diary import db
+from diary import audit_anchor, db
 from diary.scheduling import alerts, heartbeat, planning
 from diary.scheduling.context import Jobs
 from diary.scheduling.dispatch import dispatch
@@ -86,6 +86,8 @@ def run_jobs(engine: Engine, jobs: Jobs, now: datetime, *, stop: threading.Event
         _job(s, summary, "sae_alerts", lambda: alerts.send_sae_alerts(s, jobs, now, jobs.sae_report_hours))
         _job(s, summary, "dispatch", lambda: dict(dispatch(s, jobs, now, stop=stop,
                                                            max_seconds=max_dispatch_seconds)))
+        # A signed checkpoint of every audit chain's head, outside the database (diary.audit_anchor).
+        _job(s, summary, "audit_checkpoint", lambda: audit_anchor.checkpoint(s, now)["event_count"])
         duration_ms = int((time_module.monotonic() - started) * 1000)
         try:
             heartbeat.record(s, now, duration_ms, summary)

@@ -21,13 +21,15 @@ T0 = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)  # 06:00 in Shanghai: no digest d
 
 
 @pytest.fixture
-def env(database_url, twilio):
+def env(database_url, twilio, tmp_path):
     return {
         **os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
         "DATA_ENCRYPTION_KEY": "test-data-key", "SMS_BACKEND": "twilio",
         "TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_FROM": SENDER, "TWILIO_API_BASE_URL": twilio.url, "SMS_RATE_PER_SECOND": "0",
         "SCHEDULER_INTERVAL_SECONDS": "1",
+        # Each tick anchors the audit chains: not in the developer's instance/ folder.
+        "AUDIT_ANCHOR_PATH": str(tmp_path / "audit-anchors.jsonl"),
     }
 
 
