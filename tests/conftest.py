@@ -244,7 +244,7 @@ def _built_apps():
 
 
 @pytest.fixture
-def app(backend, database_url, clock, _built_apps):
+def app(backend, database_url, clock, tmp_path, _built_apps):
     """The app, bound to this test's own database.
 
     Building an app costs tens of milliseconds (compiling every URL rule), so each worker builds
@@ -258,7 +258,8 @@ def app(backend, database_url, clock, _built_apps):
         _built_apps[backend] = (built, dict(built.config), dict(built.extensions))
     app, config, extensions = _built_apps[backend]
     app.config.clear()
-    app.config.update(config, DATABASE_URL=database_url)
+    # The audit trail's checkpoints are anchored in a file: each test's database gets its own.
+    app.config.update(config, DATABASE_URL=database_url, AUDIT_ANCHOR_PATH=str(tmp_path / "audit-anchors.jsonl"))
     app.extensions.clear()
     app.extensions.update(extensions)
     app.extensions["diary.engine"] = db.make_engine(database_url)

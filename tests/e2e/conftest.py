@@ -15,7 +15,6 @@ import axe_playwright_python
 import pytest
 from werkzeug.serving import make_server
 
-from tests.audit_anchors import _own_audit_anchor_file  # noqa: F401 - an autouse fixture
 from tests.conftest import Clock
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

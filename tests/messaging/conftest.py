@@ -12,7 +12,6 @@ from diary.messaging.gateway import TwilioGateway
 from diary.models import Message
 from diary.scheduling import run_jobs
 from diary.scheduling.context import Jobs
-from tests.audit_anchors import _own_audit_anchor_file  # noqa: F401 - an autouse fixture
 from tests.fakes.twilio_double import TwilioDouble
 
 SENDER = "+15005550006"

@@ -171,9 +171,8 @@ def _append(app, participant, barrier=None, hold: threading.Event | None = None,
         raise
 
 
+@pytest.mark.postgres  # SQLite has one writer at a time by design
 def test_appends_to_different_participants_do_not_wait_for_each_other(app, backend, world):
-    if backend != "postgresql":
-        pytest.skip("SQLite has one writer at a time by design")
     pa, pb = world.participants["pa"], world.participants["pb"]
     release, b_done, errors = threading.Event(), threading.Event(), []
     first = threading.Thread(target=_append, args=(app, pa), kwargs={"hold": release, "errors": errors})
