@@ -1,7 +1,7 @@
 """audit trail: keyed chains per participant, clinical row hashes
 
 Revision ID: f1a2b3c4d5e6
-Revises: c3d8f0a1b2e4
+Revises: c63e646e24d4
 Create Date: 2026-11-26 20:55:00.000000
 
 Events already stored become the chain "legacy": diary/audit.py keeps verifying them with the old
@@ -16,7 +16,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'f1a2b3c4d5e6'
-down_revision: Union[str, Sequence[str], None] = 'c3d8f0a1b2e4'
+down_revision: Union[str, Sequence[str], None] = 'c63e646e24d4'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
