@@ -9,6 +9,9 @@
   var strings = (document.getElementById("diary-strings") || {}).dataset || {};
   var replaying = false;
   var warming = Promise.resolve();
+  // Set when sign-out begins: a warm-up started after it would fetch pages with the old session,
+  // and their late responses would set the old session cookie over the sign-in page's new one.
+  var signingOut = false;
 
   if (window.htmx) {
     // A 422 carries the form back with its error message: swap it like a 200.
@@ -24,7 +27,7 @@
     }).then(function (reg) {
       // Keep the pages a participant needs offline, under this session's partition.
       // Once per browsing session is enough; the worker refreshes pages as they are visited.
-      if (reg.active && !sessionStorage.getItem("diary-warm")) {
+      if (reg.active && !signingOut && !sessionStorage.getItem("diary-warm")) {
         sessionStorage.setItem("diary-warm", "1");
         var channel = new MessageChannel();
         // Sign-out waits for this: a response arriving after it would set the old session cookie again.
@@ -208,8 +211,9 @@
     var form = event.target;
     if (!form.hasAttribute || !form.hasAttribute("data-sign-out") || form.dataset.confirmed) return;
     event.preventDefault();
+    signingOut = true;
     warming.then(replay).then(queued).then(function (left) {
-      if (left.length && !window.confirm(strings.unsentSignOut)) return;
+      if (left.length && !window.confirm(strings.unsentSignOut)) { signingOut = false; return; }
       var clear = window.caches ? caches.keys().then(function (keys) {
         return Promise.all(keys.filter(function (k) { return k.indexOf("pages-") === 0; }).map(function (k) { return caches.delete(k); }));
       }) : Promise.resolve();
