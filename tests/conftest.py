@@ -22,7 +22,7 @@ from jinja2 import BytecodeCache
 from sqlalchemy import create_engine, text
 from sqlmodel import Session
 
-from diary import create_app, db, migrate
+from diary import audit, create_app, db, migrate
 from diary.auth.services import configure_hasher, hash_secret
 from diary.extensions import limiter
 from diary.models import Site, StaffSite, StaffUser
@@ -264,9 +264,11 @@ def app(backend, database_url, clock, tmp_path, _built_apps):
     app.extensions.update(extensions)
     app.extensions["diary.engine"] = db.make_engine(database_url)
     app.extensions["diary.clock"] = clock
-    # Flask-Limiter keeps its switch on the module-level extension, which an app built by
-    # another test (with rate limits on) may have flipped; init_app would set it like this.
+    # Process-wide settings that create_app sets, and that an app built by another test (rate
+    # limits on, production keys and hashing) may have changed: set them as create_app would.
     limiter.enabled = app.config["RATELIMIT_ENABLED"]
+    audit.configure(app.extensions["diary.audit_key"])  # fixtures record events outside a request
+    configure_hasher(time_cost=1, memory_kib=8, parallelism=1)
     yield app
     app.extensions["diary.engine"].dispose()
 

@@ -115,7 +115,8 @@ def test_sign_in_and_screening_write_audit_events(client, auth, world, rows, ses
 
 
 def test_audit_verify_catches_a_row_edited_behind_the_apps_back(runner, app, world, rows, session):
-    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    untouched = runner.invoke(args=["audit", "verify"])
+    assert untouched.exit_code == 0, untouched.output
     target = session.exec(select(AuditEvent).where(AuditEvent.action == "lab_entered")).one()
     with app.extensions["diary.engine"].begin() as conn:
         # A direct UPDATE bypasses the app's append-only guard, as a tamperer with SQL access would.
