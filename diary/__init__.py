@@ -6,12 +6,27 @@ import os
 from typing import Any
 
 from flask import Flask, request, session
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from diary import db
 from diary.config import load_settings
 from diary.crypto import DataCipher
 from diary.extensions import babel, csrf, htmx, limiter, login_manager
+
+# Files a browser fetches on its own, often in the background (the service worker refreshes cached
+# assets after a page is shown): they never need the session, so they never (re)send its cookie.
+_COOKIELESS_ENDPOINTS = frozenset({"static", "patient.service_worker", "patient.manifest"})
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Signed-cookie sessions, but a static file's response sets no cookie: a background refresh that
+    finishes after sign-out would otherwise put the old session back over the sign-in page's new one,
+    and the next sign-in would fail its CSRF check."""
+
+    def should_set_cookie(self, app: Flask, session) -> bool:
+        return request.endpoint not in _COOKIELESS_ENDPOINTS and super().should_set_cookie(app, session)
+
 
 # No inline script or style anywhere: htmx's own indicator style is switched off in base.html.
 CSP = (
@@ -30,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=os.path.join(root, "static"),
     )
     os.makedirs(app.instance_path, exist_ok=True)
+    app.session_interface = _SessionInterface()
     # Before any blueprint adds its rules: every <int:…> id is bounded to the schema's INTEGER.
     from diary.inputs import IdConverter
 

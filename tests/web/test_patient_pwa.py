@@ -65,3 +65,14 @@ def test_signing_out_tells_the_browser_to_wipe_cached_pages_and_the_offline_queu
     r = client.post("/logout", data={"csrf_token": auth.csrf("/")})
     assert r.headers["Clear-Site-Data"] == '"cache", "storage"'
     assert "X-Diary-Cache" not in client.get("/login").headers
+
+
+@pytest.mark.parametrize("path", ["/static/app.css", "/static/app.js", "/sw.js", "/manifest.webmanifest"])
+def test_files_the_browser_fetches_in_the_background_never_send_the_session_cookie(client, auth, world, path):
+    # The service worker refreshes cached files after a page is shown; if such a response finished
+    # after sign-out and carried the old session, the next sign-in failed its CSRF check.
+    auth.participant("pa")
+    assert "session=" in client.get("/").headers.get("Set-Cookie", "")  # pages still refresh it
+    r = client.get(path)
+    assert r.status_code == 200
+    assert "Set-Cookie" not in r.headers
