@@ -124,8 +124,7 @@ def record(
 
 
 def current(rows: list[DrugAccountability]) -> list[DrugAccountability]:
-    superseded = {r.supersedes_id for r in rows if r.supersedes_id}
-    return sorted((r for r in rows if r.id not in superseded), key=lambda r: r.id)
+    return sorted(course_record.current(rows), key=lambda r: r.id)
 
 
 def taken_tablets(session: Session, course: Course, cfg: StudyConfig) -> list[int]:
@@ -164,8 +163,7 @@ def site_log(session: Session, sites: frozenset[int] | None) -> list[tuple[DrugA
     if sites is not None:
         query = query.where(Participant.site_id.in_(sorted(sites)))
     rows = session.exec(query).all()
-    superseded = {r.supersedes_id for r, _n, _c in rows if r.supersedes_id}
-    return [(r, n, c) for r, n, c in rows if r.id not in superseded]
+    return course_record.current(rows, id_of=lambda row: row[0].id, supersedes_of=lambda row: row[0].supersedes_id)
 
 
 def history_query(participant_id: int):

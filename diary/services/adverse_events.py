@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
-from diary import audit, records, study
+from diary import audit, course_record, records, study
 from diary.models import AdverseEvent, Course, LabResult, Participant, SaeReport, SymptomReport
 from diary.records import OTHER_TERM, RecordsConfig
 from diary.services.flags import raise_flag
@@ -183,8 +183,7 @@ def current_of(session: Session, ae: AdverseEvent) -> AdverseEvent:
 
 
 def current_events(rows: list[AdverseEvent]) -> list[AdverseEvent]:
-    superseded = {r.supersedes_id for r in rows if r.supersedes_id}
-    return sorted((r for r in rows if r.id not in superseded), key=lambda r: r.id, reverse=True)
+    return sorted(course_record.current(rows), key=lambda r: r.id, reverse=True)
 
 
 def aware_at(chain: list[AdverseEvent]) -> datetime | None:

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from diary import audit, records, study
+from diary import audit, course_record, records, study
 from diary.models import ConcomitantMedication, Course, Participant
 from diary.records import ConmedRule, ProposedDeviation, RecordsConfig
 from diary.services import deviations
@@ -97,6 +97,5 @@ def _first(session: Session, row: ConcomitantMedication) -> int:
 
 
 def current(rows: list[ConcomitantMedication]) -> list[ConcomitantMedication]:
-    superseded = {r.supersedes_id for r in rows if r.supersedes_id}
-    return sorted((r for r in rows if r.id not in superseded and not r.retracted),
+    return sorted((r for r in course_record.current(rows) if not r.retracted),
                   key=lambda r: (r.start_date, r.id), reverse=True)

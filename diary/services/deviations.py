@@ -123,8 +123,7 @@ def decide(session: Session, rcfg: RecordsConfig, *, dev: ProtocolDeviation, act
 
 
 def current(rows: list[ProtocolDeviation]) -> list[ProtocolDeviation]:
-    superseded = {r.supersedes_id for r in rows if r.supersedes_id}
-    return sorted((r for r in rows if r.id not in superseded), key=lambda r: (r.occurred_on, r.id), reverse=True)
+    return sorted(course_record.current(rows), key=lambda r: (r.occurred_on, r.id), reverse=True)
 
 
 def _course_findings(record: CourseRecord, cfg: StudyConfig, rcfg: RecordsConfig,
