@@ -21,7 +21,7 @@ from diary.models import DrugAccountability, StaffUser
 from diary.records import RecordsConfig
 from diary.services import accountability as service
 from diary.staff import records_vocab
-from diary.staff.common import bp, course_in_scope, study_config
+from diary.staff.common import bp, course_in_scope, show_refusal, study_config
 from diary.staff.forms import REASON
 
 ERRORS = {
@@ -93,12 +93,7 @@ def _save(form, *, course, p, kind, supersedes=None):
             supersedes=supersedes, reason=getattr(form, "reason", None) and form.reason.data, **extra)
     except service.AccountabilityError as exc:
         s.rollback()
-        message = str(ERRORS.get((exc.field, exc.code), _l("Please check this field.")))
-        target = getattr(form, exc.field, None)
-        if target is not None:
-            target.errors = [message]
-        else:
-            flash(message, "error")
+        show_refusal(form, exc, ERRORS)
         return None, [], 400
     if row is None:
         s.rollback()

@@ -23,7 +23,7 @@ from diary.records import OTHER_TERM
 from diary.services import adverse_events as service
 from diary.staff import records_vocab
 from diary.staff.accountability import records_config
-from diary.staff.common import bp, study_config
+from diary.staff.common import bp, show_refusal, study_config
 from diary.staff.forms import options
 
 ERRORS = {
@@ -99,12 +99,7 @@ def _values(form: AeForm) -> service.AeValues:
 
 
 def _refused(form: AeForm, exc) -> None:
-    message = str(ERRORS.get((exc.field, exc.code), _l("Please check this field.")))
-    target = getattr(form, exc.field, None)
-    if target is not None:
-        target.errors = [message]
-    else:
-        flash(message, "error")
+    show_refusal(form, exc, ERRORS)
 
 
 def ae_in_scope(ae_id: int) -> tuple[AdverseEvent, Participant]:

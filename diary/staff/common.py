@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, flash, render_template
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from diary import db
@@ -68,3 +69,14 @@ def page_or_fragment(template: str, fragment: str, **context):
     if htmx and not htmx.boosted:
         return render_template(fragment, **context)
     return render_template(template, **context)
+
+
+def show_refusal(form, exc, errors: dict) -> None:
+    """A service's refusal (`exc.field`, `exc.code`) under its form field, translated through
+    `errors`; a refusal about no particular field is flashed instead."""
+    message = str(errors.get((exc.field, exc.code), _l("Please check this field.")))
+    target = getattr(form, exc.field, None)
+    if target is not None:
+        target.errors = [message]
+    else:
+        flash(message, "error")

@@ -17,7 +17,7 @@ from diary.auth import participant_in_scope, staff_required
 from diary.models import ConcomitantMedication, Participant
 from diary.services import conmeds as service
 from diary.staff.accountability import records_config
-from diary.staff.common import bp, study_config
+from diary.staff.common import bp, show_refusal, study_config
 
 ERRORS = {
     ("drug", "required"): _l("Enter the medicine."),
@@ -53,12 +53,7 @@ def _save(form, p: Participant, supersedes=None):
             retract=bool(getattr(form, "retract", None) and form.retract.data))
     except service.ConmedError as exc:
         s.rollback()
-        message = str(ERRORS.get((exc.field, exc.code), _l("Please check this field.")))
-        target = getattr(form, exc.field, None)
-        if target is not None:
-            target.errors = [message]
-        else:
-            flash(message, "error")
+        show_refusal(form, exc, ERRORS)
         return None
     s.commit()
     lang = str(get_locale() or "zh")
