@@ -169,8 +169,10 @@ scheduler = AppGroup("scheduler", help="Reminders, flags, staff alerts and the S
 def scheduler_run() -> None:
     """Run the scheduler process: every job each SCHEDULER_INTERVAL_SECONDS; SIGTERM finishes
     the current batch and exits. Run it in its own process, never inside web workers."""
+    from diary import settle
     from diary.scheduling import run
 
+    settle()
     # The real app object: the scheduler's worker threads have no application context.
     run(current_app._get_current_object())
 
