@@ -301,29 +301,47 @@ def draw_overdue_from(record: CourseRecord, draw_day: int, cfg: StudyConfig, gra
     return _instant(window_end, time(0, 0), record.tz) + timedelta(hours=grace_hours)
 
 
-def overdue_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float) -> list[int]:
-    """Planned draw days of an active participant whose count is still missing when overdue."""
+class DrawState(NamedTuple):
+    """An active participant's planned draws still missing a count: overdue, and coming up soon."""
+
+    overdue: tuple[int, ...] = ()
+    pending: tuple[int, ...] = ()
+
+
+_NO_DRAWS = DrawState()
+
+
+def draw_state(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float,
+               ahead_days: int = 0) -> DrawState:
+    """Each planned draw day without a current count is overdue (from `draw_overdue_from`), or
+    pending while it lies within `ahead_days` of today and its window is not past."""
     if record.participant_status != "active":
-        return []
+        return _NO_DRAWS
     last = ended_on(record)
     done = draws_done(record, cfg)
-    return [day for day in cfg.draw_days
-            if day not in done and (last is None or record.day1 + timedelta(days=day - 1) <= last)
-            and draw_overdue_from(record, day, cfg, grace_hours) <= now]
+    today = study.local_date(now, record.tz)
+    overdue, pending = [], []
+    for day in cfg.draw_days:
+        if day in done:
+            continue
+        on = record.day1 + timedelta(days=day - 1)
+        if draw_overdue_from(record, day, cfg, grace_hours) <= now:
+            if last is None or on <= last:
+                overdue.append(day)
+        elif on <= today + timedelta(days=ahead_days) and on + timedelta(days=cfg.draw_window_days) >= today:
+            pending.append(day)
+    return DrawState(tuple(overdue), tuple(pending)) if overdue or pending else _NO_DRAWS
+
+
+def overdue_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float) -> list[int]:
+    """Planned draw days of an active participant whose count is still missing when overdue."""
+    return list(draw_state(record, cfg, now, grace_hours).overdue)
 
 
 def pending_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float,
                   ahead_days: int) -> list[int]:
     """Draw days not done, not overdue yet, within `ahead_days` of today: the grid's "coming up"."""
-    if record.participant_status != "active":
-        return []
-    today = study.local_date(now, record.tz)
-    done = draws_done(record, cfg)
-    return [day for day in cfg.draw_days
-            if day not in done
-            and record.day1 + timedelta(days=day - 1) <= today + timedelta(days=ahead_days)
-            and draw_overdue_from(record, day, cfg, grace_hours) > now
-            and record.day1 + timedelta(days=day - 1 + cfg.draw_window_days) >= today]
+    return list(draw_state(record, cfg, now, grace_hours, ahead_days).pending)
 
 
 # -------------------------------------------------------------------------------------------------
