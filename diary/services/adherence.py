@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
 from diary import course_record, study
 from diary.course_record import CourseRecord
-from diary.models import Flag, Participant, course_not_voided
+from diary.models import Course, Flag, Participant, course_not_voided
 from diary.services.course_records import load_records
 from diary.study import StudyConfig
 
@@ -55,8 +55,8 @@ class CourseRow:
     counts: course_record.Counts
     open_flags: int
     cfg: StudyConfig
-    overdue_draws: list[tuple[int, date]] | tuple = ()
-    upcoming_draws: list[tuple[int, date]] | tuple = ()
+    overdue_draws: tuple[tuple[int, date], ...] = ()
+    upcoming_draws: tuple[tuple[int, date], ...] = ()
 
     participant_id = property(lambda self: self.record.participant_id)
     study_number = property(lambda self: self.record.study_number)
@@ -107,6 +107,22 @@ def course_state(record: CourseRecord, today: date, cfg: StudyConfig) -> str:
     return "finished" if today > record.day1 + timedelta(days=cfg.course_length_days - 1) else "running"
 
 
+def _state_bounds(state: str | None, now: datetime, cfg: StudyConfig) -> list:
+    """SQL bounds on day 1 that keep every course in `state` (course_state decides exactly, per
+    participant zone): a local date is within a day of the UTC date, so the bounds have a day of
+    slack either side. The default "running" view then loads one course per participant, not all."""
+    if state is None:
+        return []
+    utc_today = now.astimezone(UTC).date()
+    earliest, latest = utc_today - timedelta(days=1), utc_today + timedelta(days=1)
+    length = timedelta(days=cfg.course_length_days - 1)
+    if state == "upcoming":
+        return [Course.start_date > earliest]
+    if state == "finished":
+        return [Course.start_date < latest - length]
+    return [Course.start_date <= latest, Course.start_date >= earliest - length]
+
+
 def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: frozenset[int] | None,
                filters: Filters = Filters(), lab_grace_hours: float = 12.0) -> Grid:
     """The dashboard for the sites in `site_ids` (None: every site) at instant `now`."""
@@ -118,7 +134,8 @@ def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: froz
     if filters.cohort:
         scope.append(Participant.cohort == filters.cohort)
     # A course entered in error (voided) is in the audit trail and the export, not in adherence.
-    records = load_records(session, *scope, course_not_voided(), log_details=False)
+    records = load_records(session, *scope, course_not_voided(), *_state_bounds(filters.course_state, now, cfg),
+                           log_details=False)
     participant_ids = select(Participant.id).where(*scope).scalar_subquery()
     flags = dict(session.connection().execute(
         select(Flag.participant_id, func.count()).where(
@@ -160,7 +177,8 @@ def _draws(row: CourseRow, now: datetime, today: date, cfg: StudyConfig, grace_h
     # The lists show a course while it runs and for one course length after: older gaps are history.
     if row.state == "upcoming" or today > record.day1 + timedelta(days=2 * cfg.course_length_days - 1):
         return
-    on = lambda day: record.day1 + timedelta(days=day - 1)  # noqa: E731
-    row.overdue_draws = [(day, on(day)) for day in course_record.overdue_draws(record, cfg, now, grace_hours)]
-    row.upcoming_draws = [(day, on(day)) for day in
-                          course_record.pending_draws(record, cfg, now, grace_hours, UPCOMING_DRAW_DAYS)]
+    state = course_record.draw_state(record, cfg, now, grace_hours, UPCOMING_DRAW_DAYS)
+    if state.overdue:
+        row.overdue_draws = tuple((day, record.day1 + timedelta(days=day - 1)) for day in state.overdue)
+    if state.pending:
+        row.upcoming_draws = tuple((day, record.day1 + timedelta(days=day - 1)) for day in state.pending)

@@ -62,7 +62,7 @@ def test_overdue_and_upcoming_draws_are_listed(app, session, world, clock):
     grid = adherence.build_grid(session, cfg, clock.now + timedelta(days=14), None)
     by_course = {row.course_id: row for row in grid.rows}
     assert [d for d, _ in by_course[world.courses["pa"].id].overdue_draws] == [7, 10, 14]
-    assert by_course[later.id].upcoming_draws == []
+    assert not by_course[later.id].upcoming_draws
     grid = adherence.build_grid(session, cfg, clock.now + timedelta(days=19), None)
     assert [d for d, _ in {r.course_id: r for r in grid.rows}[later.id].upcoming_draws] == [7]
 
@@ -210,3 +210,28 @@ def test_the_flag_queue_shows_new_danger_flags_after_500_old_ones(client, auth, 
     html = client.get("/staff/flags?show=all").get_data(as_text=True)
     assert "Danger symptom: vomiting blood" in html
     assert html.index("Danger symptom: vomiting blood") < html.index("old 509")
+
+
+def test_the_course_state_filters_keep_exactly_the_courses_in_that_state_in_every_time_zone(
+        app, session, world, clock):
+    """The state filters narrow the query in SQL (issue 15: the default "running" view loads one
+    course per participant); at the edges of a course, in zones a day apart, they still keep
+    exactly the courses course_state puts in that state."""
+    cfg = app.extensions["diary.study"]
+    world.participants["pa"].timezone = "Pacific/Kiritimati"  # UTC+14
+    world.participants["pb"].timezone = "Pacific/Pago_Pago"  # UTC−11
+    session.commit()
+    course = world.courses["pa"]
+    first = adherence.build_grid(session, cfg, clock.now, None).rows[0].record.day1
+    start = clock.now.replace(hour=0, minute=30) + (course.start_date - clock.now.date()) - timedelta(days=2)
+    seen = set()
+    for hours in range(0, 24 * (cfg.course_length_days + 4), 5):
+        now = start + timedelta(hours=hours)
+        every = adherence.build_grid(session, cfg, now, None).rows
+        assert every and first
+        for state in adherence.COURSE_STATES:
+            expected = {row.course_id for row in every if row.state == state}
+            got = adherence.build_grid(session, cfg, now, None, adherence.Filters(course_state=state)).rows
+            assert {row.course_id for row in got} == expected, (now, state)
+            seen.update((row.course_id, state) for row in got)
+    assert {state for _id, state in seen} == set(adherence.COURSE_STATES)
