@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import case
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary import audit
-from diary.models import Flag
+from diary.models import Flag, Participant
 
 
 def raise_flag(
@@ -54,3 +55,25 @@ def acknowledge(session: Session, *, flag: Flag, staff_id: int, note: str, now: 
                  reason=flag.ack_note, before={"acknowledged_at": None},
                  after={"kind": flag.kind, "acknowledged_at": now})
     return flag
+
+
+QUEUE_LIMIT = 500
+
+
+def queue(session: Session, site_ids: frozenset[int] | None, *, show: str = "open", kind: str | None = None,
+          limit: int = QUEUE_LIMIT) -> list[tuple[Flag, Participant | None]]:
+    """The flag queue of the sites in `site_ids` (None: every site), ordered in SQL before the limit
+    (issue 9, problem 7): open flags first, danger and urgent counts before the rest, oldest open
+    first; then the history (`show="all"`), newest first."""
+    query = select(Flag, Participant).join(Participant, Flag.participant_id == Participant.id, isouter=True)
+    if site_ids is not None:
+        query = query.where(Flag.site_id.in_(sorted(site_ids)))
+    if kind:
+        query = query.where(Flag.kind == kind)
+    if show == "open":
+        query = query.where(Flag.acknowledged_at.is_(None))
+    is_open = Flag.acknowledged_at.is_(None)
+    rank = case((Flag.kind == "danger_symptom", 0), (Flag.kind == "urgent_plt", 1), else_=2)
+    return list(session.exec(query.order_by(
+        case((is_open, 0), else_=1), case((is_open, rank), else_=0),
+        case((is_open, Flag.raised_at), else_=None), Flag.id.desc()).limit(limit)).all())

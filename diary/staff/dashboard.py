@@ -5,22 +5,22 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import case, exists
+from sqlalchemy import exists
 from sqlmodel import select
 
 from diary import clock, db
 from diary.auth import staff_required
 from diary.extensions import htmx
 from diary.inputs import bounded, id_arg
-from diary.models import COHORTS, Course, DoseDecision, Flag, LabResult, Participant, StaffUser
+from diary.models import COHORTS, Course, DoseDecision, LabResult, Participant, StaffUser
 from diary.services import adherence, review
 from diary.services.course_records import is_current
 from diary.services.flags import FlagError, acknowledge
+from diary.services.flags import queue as flag_queue
 from diary.staff.common import bp, flag_in_scope, my_sites, page_or_fragment, study_config
 from diary.staff.forms import AckForm
 
 PAGE_SIZE = 100
-FLAG_LIMIT = 500
 
 
 def _filters() -> adherence.Filters:
@@ -61,30 +61,13 @@ def _awaiting_decisions() -> list[tuple[LabResult, Participant, Course]]:
     return list(db.session().exec(query.limit(200)).all())
 
 
-def _flag_rows(show: str, kind: str | None):
-    query = select(Flag, Participant).join(Participant, Flag.participant_id == Participant.id, isouter=True)
-    if current_user.site_ids is not None:
-        query = query.where(Flag.site_id.in_(sorted(current_user.site_ids)))
-    if kind:
-        query = query.where(Flag.kind == kind)
-    if show == "open":
-        query = query.where(Flag.acknowledged_at.is_(None))
-    # The queue order, in SQL before the limit (issue 9, problem 7): open flags first, danger and
-    # urgent counts before the rest, oldest open first; then the history, newest first.
-    is_open = Flag.acknowledged_at.is_(None)
-    rank = case((Flag.kind == "danger_symptom", 0), (Flag.kind == "urgent_plt", 1), else_=2)
-    return db.session().exec(query.order_by(
-        case((is_open, 0), else_=1), case((is_open, rank), else_=0),
-        case((is_open, Flag.raised_at), else_=None), Flag.id.desc()).limit(FLAG_LIMIT)).all()
-
-
 @bp.get("/flags")
 @staff_required()
 def flags():
     show = "all" if request.args.get("show") == "all" else "open"
     kind = request.args.get("kind") or None
     names = dict(db.session().exec(select(StaffUser.id, StaffUser.name)).all())
-    rows = _flag_rows(show, kind)
+    rows = flag_queue(db.session(), current_user.site_ids, show=show, kind=kind)
     pauses = review.open_pauses_of_participants(db.session(), (flag.participant_id for flag, _p in rows))
     return page_or_fragment("staff/flags.html", "staff/partials/flag_list.html", rows=rows, show=show, kind=kind,
                             names=names, form=AckForm(formdata=None), pauses=pauses)
