@@ -160,6 +160,7 @@ def demo_command() -> None:
     from diary.demo import seed
 
     seed(current_app, echo=click.echo)
+    db.refresh_statistics(db.engine(), force=True)
 
 
 scheduler = AppGroup("scheduler", help="Reminders, flags, staff alerts and the SMS outbox (DESIGN §4).")

@@ -121,9 +121,19 @@ def run(app: Flask, interval_seconds: int | None = None) -> None:
                                max_dispatch_seconds=max(interval * 4, 30))
         log.info("tick: %s", summary)
 
+    def statistics() -> None:
+        with app.app_context():
+            try:
+                db.refresh_statistics(db.engine())
+            except Exception:
+                log.exception("could not refresh the planner's statistics")
+
     scheduler = BlockingScheduler(timezone="UTC")
     scheduler.add_job(job, "interval", seconds=interval, coalesce=True, max_instances=1,
                       next_run_time=utc_now(), id="tick")
+    # No page may depend on someone having run ANALYZE after an import or a restore (issue 15).
+    scheduler.add_job(statistics, "interval", hours=1, coalesce=True, max_instances=1,
+                      next_run_time=utc_now(), id="statistics")
 
     def shutdown(signo, _frame):
         # Finish the message in hand and the job under way, then exit (healthchecks' sendalerts).
