@@ -171,6 +171,7 @@ def test_staff_see_whether_and_when_each_change_was_acknowledged(app, client, au
 
     assert "Acknowledged by the participant at 2026-12-01 09:30" in html
     assert html.count("Not yet acknowledged by the participant") == 1
+    assert "The participant acknowledged the dose change of cycle 1 (7.5 mg from day 3)" in html  # the timeline
 
 
 # --- the effective day ----------------------------------------------------------------------------
