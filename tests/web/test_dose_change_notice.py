@@ -139,6 +139,20 @@ def test_a_participant_cannot_acknowledge_another_participants_change(app, clien
 
 
 @pytest.mark.any_db
+def test_only_the_signed_in_participant_can_tap_it(app, client, auth, world, session, clock):
+    decision = sign(app, session, world, clock)
+    token = auth.csrf("/login")
+
+    anonymous = client.post(f"/dose-changes/{decision.id}/understood", data={"csrf_token": token})
+    auth.staff("nurse_a")
+    staff = client.post(f"/dose-changes/{decision.id}/understood", data={"csrf_token": auth.csrf("/staff/")})
+
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+    assert staff.status_code == 403
+    assert session.exec(select(DoseChangeAck)).all() == []
+
+
+@pytest.mark.any_db
 def test_the_tap_needs_the_csrf_token(app, client, auth, world, session, clock):
     decision = sign(app, session, world, clock)
     auth.participant("pa")
