@@ -36,7 +36,7 @@ DETAILS = {
     "sms_failed": _l("SMS (%(kind)s) could not be delivered: %(error)s"),
     "sae": _l("Serious adverse event: %(term)s (grade %(grade)s); report within the reporting clock"),
 }
-# Free text a participant typed, kept whole in the values as in the stored text (the flag keeps 500).
+# Free text a participant typed is cut where the stored text is (Flag.detail keeps 500 characters).
 _LONGEST = 500
 
 
@@ -62,7 +62,7 @@ def _symptom_label(key: str) -> str:
     if not has_app_context():
         return key  # a service called outside the app (a script): the checklist key
     try:
-        return current_app.extensions["diary.study"].symptom(key).label(str(get_locale() or "zh"))
+        return current_app.extensions["diary.study"].symptom(key).label(str(get_locale() or "en"))
     except KeyError:
         return key  # a symptom since retired from the checklist
 
