@@ -61,6 +61,21 @@ class LabFact(NamedTuple):
     plt: float
 
 
+class DecisionFact(NamedTuple):
+    """A signed decision as the participant is told of it: its action (continue | increase | reduce |
+    hold | resume) and when they tapped "I understand", if they have."""
+
+    id: int
+    day: int  # effective course day
+    dose_mg: float
+    action: str
+    acknowledged_at: datetime | None = None
+
+    @property
+    def changes_dose(self) -> bool:
+        return self.action != "continue"
+
+
 @dataclass(frozen=True, slots=True)
 class SymptomFact:
     id: int
@@ -96,6 +111,7 @@ class CourseRecord:
     cohort: str = "primary"
     site_code: str = ""
     decisions: tuple[tuple[int, float], ...] = ()  # (effective day, mg), in signing order
+    signed: tuple[DecisionFact, ...] = ()  # the same decisions with what the participant was told
     outcomes: dict[int, str] | None = None  # the current log's outcome per course day
     logs: dict[int, LogFact] | None = None  # the current logs themselves, where a page shows them
     labs: tuple[LabFact, ...] = ()  # current blood counts
@@ -277,6 +293,42 @@ class Counts(NamedTuple):
 def adherence(statuses: list[DoseStatus]) -> Counts:
     return Counts(statuses.count(DoseStatus.TAKEN), statuses.count(DoseStatus.NOT_TAKEN),
                   statuses.count(DoseStatus.MISSED), statuses.count(DoseStatus.PAUSED))
+
+
+# -------------------------------------------------------------------------------------------------
+# Dose changes the participant must be told of (issue 10, finding 8)
+
+
+def _in_force(record: CourseRecord, day: int) -> DecisionFact | None:
+    """The decision that sets `day`'s dose: the last signed one in effect by then (study.dose_for_day)."""
+    found = None
+    for decision in record.signed:
+        if decision.day <= day:
+            found = decision
+    return found
+
+
+def changes_to_announce(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[DecisionFact]:
+    """Signed dose changes the participant has not acknowledged and that still matter at `now`: the
+    participant is active, the course is not over, and no later-signed decision from the same day
+    or earlier has replaced the change before it took effect. In signing order."""
+    if record.participant_status != "active":
+        return []
+    last = min(record.last_day or cfg.course_length_days, cfg.course_length_days)
+    if (study.local_date(now, record.tz) - record.day1).days + 1 > last:
+        return []
+    signed = record.signed
+    return [d for i, d in enumerate(signed)
+            if d.changes_dose and d.acknowledged_at is None and d.day <= last
+            and not any(later.day <= d.day for later in signed[i + 1:])]
+
+
+def reminder_states_change(record: CourseRecord, day: int) -> bool:
+    """Whether the dose reminder of `day` must say the dose changed: the decision in force that day
+    changed it, and the participant has not acknowledged it yet or it takes effect that very day."""
+    decision = _in_force(record, day)
+    return decision is not None and decision.changes_dose and decision.dose_mg > 0 and \
+        (decision.acknowledged_at is None or decision.day == day)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -162,9 +162,12 @@ def _labs_and_decisions(s, cfg, p, course, day_today, investigator, nurse, now) 
                               + timedelta(days=day - 1), plt=plt, hb=112.0, anc=2.1,
                               staff_id=nurse.id, now=now)
         if p.study_number == "DEMO-003" and day == 7:
+            # Signed on the evening of the draw, as it would have been: a change never reaches back.
+            signed_at = min(now, study.local_instant(course.start_date + timedelta(days=day - 1), time(18, 0),
+                                                     p.timezone))
             decisions.sign_decision(s, cfg, course=course, signer=investigator, effective_day=8,
                                     dose_mg=0.0, current_dose_mg=course.starting_dose_mg, lab=lab,
-                                    now=now)
+                                    now=signed_at)
 
 
 def _print_sign_ins(s: Session, cipher, pol: Policy, now, app: Flask, echo) -> None:

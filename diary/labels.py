@@ -1,5 +1,8 @@
 """Display labels for stored codes, translated where they are shown (one place for each word)."""
 
+from collections.abc import Iterable
+
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 DOSE_STATUS = {
@@ -15,3 +18,24 @@ DOSE_STATUS = {
 ROLE = {"nurse": _l("nurse"), "investigator": _l("investigator"), "admin": _l("admin")}
 PARTICIPANT_STATUS = {"active": _l("active"), "withdrawn": _l("withdrawn"), "completed": _l("completed")}
 COHORT = {"primary": _l("1 · primary prevention"), "secondary": _l("2 · secondary prevention")}
+
+
+def _chinese() -> bool:
+    locale = get_locale()  # None outside a request: English, as the stored texts are
+    return locale is not None and str(locale).startswith("zh")
+
+
+def list_separator() -> str:
+    """Between the items of a list: the enumeration comma 、 on a Chinese page (never a half-width
+    comma next to Chinese words), ", " in English."""
+    return "、" if _chinese() else ", "
+
+
+def colon() -> str:
+    """After a label: the full-width colon on a Chinese page, ": " in English."""
+    return "：" if _chinese() else ": "
+
+
+def list_join(items: Iterable) -> str:
+    """A list as the page's language writes one: 出血、瘀青 / "bleeding, bruising"."""
+    return list_separator().join(str(item) for item in items)

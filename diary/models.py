@@ -214,6 +214,16 @@ class DoseDecision(SQLModel, table=True):
     supersedes_id: int | None = Field(default=None, foreign_key="dosedecision.id", unique=True)
 
 
+class DoseChangeAck(SQLModel, table=True):
+    """The participant's "I understand" of a signed dose change (issue 10, finding 8): who tapped it
+    and when. `decision_id` is unique, so a double tap or two phones at once store one row."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    decision_id: int = Field(foreign_key="dosedecision.id", unique=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    acknowledged_at: datetime = instant(nullable=False)
+
+
 class DoseLog(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint(_in("outcome", DOSE_OUTCOMES), name="ck_doselog_outcome"),
@@ -317,7 +327,11 @@ class Flag(SQLModel, table=True):
     kind: str = Field(max_length=32)
     site_id: int = Field(foreign_key="site.id", index=True)
     participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
-    detail: str = Field(max_length=500)
+    detail: str = Field(max_length=500)  # English, as raised: the export and the audit trail keep it
+    # Which catalogue text `detail` is (diary/flag_texts.py) and its values, so that each staff
+    # member reads it in their own language. None on flags raised before, or with free text only.
+    detail_key: str | None = Field(default=None, max_length=64)
+    detail_params: dict | None = Field(default=None, sa_type=JSON)
     raised_at: datetime = created_at()
     acknowledged_by: int | None = Field(default=None, foreign_key="staffuser.id")
     acknowledged_at: datetime | None = instant(default=None)
@@ -552,5 +566,5 @@ class ProtocolDeviation(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)  # why confirmed, dismissed, closed or corrected
 
 
-APPEND_ONLY = (DoseLog, SymptomReport, LabResult, DoseDecision, Screening, AuditEvent,
+APPEND_ONLY = (DoseLog, SymptomReport, LabResult, DoseDecision, DoseChangeAck, Screening, AuditEvent,
                DrugAccountability, AdverseEvent, SaeReport, ConcomitantMedication, ProtocolDeviation)

@@ -436,14 +436,28 @@ def plt_needs_confirmation(plt: float, cfg: StudyConfig) -> bool:
     return plt <= cfg.rules.confirm_at_or_below
 
 
+# The rule table's texts, with their values named: staff see them translated (staff/vocab.RULE, the
+# same English words) and the signed decision keeps the English (DoseDecision.rule).
+RULE_TEXTS = {
+    "R1": "R1: PLT ≥ %(hold)s×10⁹/L → hold for the rest of the course",
+    "R2": "R2: PLT ≥ %(rise)s×10⁹/L above the course baseline (%(baseline)s) → hold for the rest of the course",
+    "R4": "R4: held and PLT < %(hold)s×10⁹/L → resume at the starting dose %(start)s mg",
+    "R3_max": "R3: PLT < %(below)s×10⁹/L but already at the maximum %(max)s mg → continue at %(mg)s mg",
+    "R3": "R3: PLT < %(below)s×10⁹/L → one step up to %(mg)s mg",
+    "R5": "R5: PLT %(below)s–%(hold)s×10⁹/L → continue at %(mg)s mg",
+}
+
+
 @dataclass(frozen=True)
 class DoseSuggestion:
     """What the rule table suggests; a clinician decides (DESIGN §2)."""
 
     action: str  # 'hold' | 'increase' | 'continue' | 'resume'
     dose_mg: float
-    rule: str
+    rule: str  # in English, as RULE_TEXTS[rule_key] with rule_params
     urgent: bool  # PLT ≤ urgent threshold: staff flag "consider rescue therapy"
+    rule_key: str = ""
+    rule_params: tuple[tuple[str, str], ...] = ()
 
 
 def suggest_dose(current_mg: float, plt: float, baseline_plt: float | None,
@@ -454,39 +468,32 @@ def suggest_dose(current_mg: float, plt: float, baseline_plt: float | None,
         check_lab_value("plt", baseline_plt, cfg)
     if not math.isfinite(current_mg) or current_mg < 0:
         raise ValueError(f"current dose must be ≥ 0 mg, got {current_mg!r}")
-    r, per_l = cfg.rules, "×10⁹/L"
+    r = cfg.rules
     # NCT07334093 rescues at PLT ≤ 10 (or < 20 with bleeding risk). The flag is independent of the
     # dose so that a suggested increase never hides the need to consider rescue therapy.
     urgent = plt <= r.urgent_at_or_below
 
-    def suggest(action: str, dose_mg: float, rule: str) -> DoseSuggestion:
-        return DoseSuggestion(action, float(dose_mg), rule, urgent)
+    def suggest(action: str, dose_mg: float, rule_key: str, **values: float) -> DoseSuggestion:
+        params = tuple((name, f"{value:g}") for name, value in values.items())
+        return DoseSuggestion(action, float(dose_mg), RULE_TEXTS[rule_key] % dict(params), urgent,
+                              rule_key, params)
 
     # R1/R2 after NCT07334093 ("stop if PLT ≥ 100 or a rise ≥ 50 from baseline") and NCT07408648.
     if plt >= r.hold_at_or_above:
-        return suggest("hold", 0,
-                       f"R1: PLT ≥ {r.hold_at_or_above:g}{per_l} → hold for the rest of the course")
+        return suggest("hold", 0, "R1", hold=r.hold_at_or_above)
     if baseline_plt is not None and plt - baseline_plt >= r.hold_rise_from_baseline:
-        return suggest("hold", 0,
-                       f"R2: PLT ≥ {r.hold_rise_from_baseline:g}{per_l} above the course baseline "
-                       f"({baseline_plt:g}) → hold for the rest of the course")
+        return suggest("hold", 0, "R2", rise=r.hold_rise_from_baseline, baseline=baseline_plt)
     if current_mg == 0:
         # One step up from 0 would be the lowest level (2.5 mg), below the registry's 5 mg starting
         # dose: a participant whose PLT fell back after a hold restarts where the protocol starts.
-        return suggest("resume", cfg.starting_dose_mg,
-                       f"R4: held and PLT < {r.hold_at_or_above:g}{per_l} → resume at the starting "
-                       f"dose {cfg.starting_dose_mg:g} mg")
+        return suggest("resume", cfg.starting_dose_mg, "R4", hold=r.hold_at_or_above, start=cfg.starting_dose_mg)
     if plt < r.increase_below:
         higher = [mg for mg in cfg.dose_levels_mg if current_mg < mg <= cfg.max_dose_mg]
         if not higher:
-            return suggest("continue", current_mg,
-                           f"R3: PLT < {r.increase_below:g}{per_l} but already at the maximum "
-                           f"{cfg.max_dose_mg:g} mg → continue at {current_mg:g} mg")
-        return suggest("increase", min(higher),
-                       f"R3: PLT < {r.increase_below:g}{per_l} → one step up to {min(higher):g} mg")
-    return suggest("continue", current_mg,
-                   f"R5: PLT {r.increase_below:g}–{r.hold_at_or_above:g}{per_l} → continue at "
-                   f"{current_mg:g} mg")
+            return suggest("continue", current_mg, "R3_max", below=r.increase_below, max=cfg.max_dose_mg,
+                           mg=current_mg)
+        return suggest("increase", min(higher), "R3", below=r.increase_below, mg=min(higher))
+    return suggest("continue", current_mg, "R5", below=r.increase_below, hold=r.hold_at_or_above, mg=current_mg)
 
 
 # -------------------------------------------------------------------------------------------------

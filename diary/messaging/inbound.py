@@ -22,6 +22,7 @@ from diary.messaging.outbox import enqueue
 from diary.models import Course, InboundMessage, Message, Participant, Site
 from diary.services import dosing
 from diary.services.course_records import load_record
+from diary.services.flag_details import detail
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
@@ -137,7 +138,7 @@ def _forward_to_staff(session: Session, cipher: DataCipher, participant: Partici
     """A reply that is not a command may be a cry for help ("流鼻血止不住"): staff get it as a flag,
     and the participant is told who reads it and what to do if it is urgent."""
     raise_flag(session, key=f"sms:{sid[:64]}", kind="participant_message", site_id=participant.site_id,
-               participant_id=participant.id, now=now, detail=f'SMS from participant: "{body.strip()}"')
+               participant_id=participant.id, now=now, detail=detail("participant_sms", text=body.strip()))
     site = session.get(Site, participant.site_id)
     _reply(session, cipher, participant, sid,
            texts.reply_forwarded(participant.language, phone=site.phone, emergency=site.emergency_phone), now)
@@ -173,7 +174,7 @@ def _opt(session: Session, participant: Participant, opt_in: bool, sid: str, now
         # No SMS answer (nothing after opt-out): Twilio's own opt-out handling confirms it.
         raise_flag(session, key=f"opt_out:{sid}", kind="opt_out", site_id=participant.site_id,
                    participant_id=participant.id, now=now,
-                   detail="Participant replied STOP: no more reminder texts")
+                   detail=detail("opt_out_sms"))
     return "start" if opt_in else "stop"
 
 

@@ -32,6 +32,17 @@ def dose_reminder(lang: str, *, mg: float, tablets: int, show_dose: bool) -> str
                             "Reply 1 when taken."))
 
 
+def dose_reminder_changed(lang: str, *, mg: float, tablets: int, show_dose: bool) -> str:
+    """The dose reminder while a signed change is new to the participant (issue 10, finding 8)."""
+    if show_dose:
+        return _render(lang, _nl("Study diary: your dose has changed. Today take %(mg)s mg (%(num)d tablet), on an "
+                                 "empty stomach. Reply 1 when taken.",
+                                 "Study diary: your dose has changed. Today take %(mg)s mg (%(num)d tablets), on an "
+                                 "empty stomach. Reply 1 when taken.", tablets, mg=f"{mg:g}"))
+    return _render(lang, _l("Study diary: your dose has changed; see the diary for today's dose. Take it on an "
+                            "empty stomach. Reply 1 when taken."))
+
+
 def dose_followup(lang: str) -> str:
     return _render(lang, _l("Study diary: we have not seen today's dose yet. Reply 1 once you have "
                             "taken it."))

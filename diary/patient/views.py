@@ -22,7 +22,11 @@ from diary.services.dosing import DoseLogError
 def today():
     view = day_cards.today_view(db.session(), me(), cfg(), clock.now())
     return page_or_fragment("patient/today.html", "patient/_today.html", view=view, site=my_site(),
-                            advice=cfg().advice(me().language), cfg=cfg())
+                            advice=cfg().advice(me().language), cfg=cfg(), changes=_changes())
+
+
+def _changes() -> list[day_cards.DoseChangeNotice]:
+    return day_cards.dose_change_notices(db.session(), me(), cfg(), clock.now())
 
 
 def _own_course_or_404(course_id: int):
@@ -41,18 +45,19 @@ def _card_or_404(course_id: int, day: int) -> day_cards.DayCard:
 
 
 def _render_card(card: day_cards.DayCard, *, error: str | None = None, done: str | None = None,
-                 status: int = 200, reason_form: bool = False):
+                 status: int = 200, reason_form: bool = False, changes: list | None = None):
     page = "patient/not_taken.html" if reason_form else "patient/day.html"
     fragment = "patient/_not_taken.html" if reason_form else "patient/_day_card.html"
     return page_or_fragment(page, fragment, status, card=card, error=error, done=done,
                             site=my_site(), advice=cfg().advice(me().language), cfg=cfg(),
-                            reasons=cfg().not_taken_reasons)
+                            reasons=cfg().not_taken_reasons, changes=changes or [])
 
 
 @bp.get("/courses/<int:course_id>/days/<int:day>")
 @participant_required
 def day_page(course_id: int, day: int):
-    return _render_card(_card_or_404(course_id, day))
+    card = _card_or_404(course_id, day)
+    return _render_card(card, changes=[] if wants_fragment() else _changes())
 
 
 @bp.get("/courses/<int:course_id>/days/<int:day>/not-taken")
@@ -104,4 +109,4 @@ def undo(course_id: int, day: int):
 
 
 # Registers the other participant routes on the same blueprint.
-from diary.patient import calendar, pwa, settings, symptoms, sync  # noqa: E402, F401, I001
+from diary.patient import calendar, dose_changes, pwa, settings, symptoms, sync  # noqa: E402, F401, I001

@@ -24,6 +24,7 @@ from diary.messaging.gateway import GatewayError
 from diary.models import Message
 from diary.scheduling.context import Jobs
 from diary.scheduling.relevance import Verdict, verdict
+from diary.services import flag_details
 from diary.services.flags import raise_flag
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class Dispatcher:
     def _flag(self, message: Message, error: str) -> None:
         raise_flag(self.s, key=f"sms_failed:{message.id}", kind="sms_failed", site_id=message.site_id,
                    participant_id=message.participant_id, now=self.now,
-                   detail=f"SMS ({message.kind}) could not be delivered: {error}")
+                   detail=flag_details.detail("sms_failed", kind=message.kind, error=str(error)))
         self.s.commit()
 
     def _reconcile_one(self) -> bool:

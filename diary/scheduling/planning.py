@@ -22,6 +22,7 @@ from diary.models import Course, Flag, Message, Participant, Site, course_not_vo
 from diary.reminders import Due
 from diary.scheduling.context import Jobs
 from diary.services.course_records import load_records
+from diary.services.flag_details import FlagDetail, detail
 from diary.services.flags import raise_flag
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,10 @@ def reminder_text(due: Due, course: Running, jobs: Jobs, site_phone: str) -> str
     lang = course.language
     if due.kind == reminders.DOSE:
         mg = course_record.doses(course.record, jobs.cfg)[due.day - 1]
-        return texts.dose_reminder(lang, mg=mg, tablets=_tablets(mg, jobs), show_dose=jobs.show_dose)
+        # A change the participant has not acknowledged (or that starts today) is said in the reminder.
+        text = texts.dose_reminder_changed if course_record.reminder_states_change(course.record, due.day) \
+            else texts.dose_reminder
+        return text(lang, mg=mg, tablets=_tablets(mg, jobs), show_dose=jobs.show_dose)
     if due.kind == reminders.FOLLOWUP:
         return texts.dose_followup(lang)
     if due.kind == reminders.DRAW_EVENING:
@@ -115,7 +119,8 @@ def plan_reminders(session: Session, jobs: Jobs, now: datetime,
         if due.dedupe_key in known:
             continue
         text_key = (due.kind, course.language, course_record.doses(course.record, jobs.cfg)[due.day - 1],
-                    course.site_id)
+                    course.site_id, due.kind == reminders.DOSE
+                    and course_record.reminder_states_change(course.record, due.day))
         if text_key not in bodies:
             bodies[text_key] = sms_text(reminder_text(due, course, jobs, phones[course.site_id]))
         rows.append({
@@ -133,23 +138,21 @@ def raise_dose_flags(session: Session, jobs: Jobs, now: datetime,
                      running: list[Running] | None = None) -> int:
     """Missed doses at the cutoff and blood counts overdue after a draw day: one flag each."""
     running = load_running(session, jobs, now) if running is None else running
-    wanted: dict[str, tuple[str, Running, str]] = {}
+    wanted: dict[str, tuple[str, Running, FlagDetail]] = {}
     for course in running:
         cid = course.record.course_id
         for day in course_record.missed_days(course.record, jobs.cfg, now):
-            wanted[f"missed:{cid}:{day}"] = ("missed_dose", course, f"Dose of course day {day} not logged "
-                                             "by the cutoff")
+            wanted[f"missed:{cid}:{day}"] = ("missed_dose", course, detail("missed_dose", day=day))
         for day in course_record.overdue_draws(course.record, jobs.cfg, now, jobs.lab_overdue_hours):
-            wanted[f"overdue_lab:{cid}:{day}"] = ("overdue_lab", course, f"Blood count of course day {day} "
-                                                  "not entered")
+            wanted[f"overdue_lab:{cid}:{day}"] = ("overdue_lab", course, detail("overdue_lab", day=day))
     if not wanted:
         return 0
     known = existing(session, Flag.key, list(wanted))
     raised = 0
-    for key, (kind, course, detail) in wanted.items():
+    for key, (kind, course, text) in wanted.items():
         if key in known:
             continue
-        if raise_flag(session, key=key, kind=kind, site_id=course.site_id, detail=detail, now=now,
+        if raise_flag(session, key=key, kind=kind, site_id=course.site_id, detail=text, now=now,
                       participant_id=course.participant_id):
             raised += 1
     return raised

@@ -17,6 +17,7 @@ from sqlmodel import Session, func, select
 from diary import audit, course_record, records, study
 from diary.models import AdverseEvent, Course, LabResult, Participant, SaeReport, SymptomReport
 from diary.records import OTHER_TERM, RecordsConfig
+from diary.services.flag_details import detail
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
@@ -94,7 +95,7 @@ def _store(session: Session, ae: AdverseEvent, participant: Participant, now: da
         label = ae.term_text or ae.term
         raise_flag(session, key=f"sae:{chain_id(ae)}", kind="sae", site_id=participant.site_id,
                    participant_id=participant.id, now=now,
-                   detail=f"Serious adverse event: {label} (grade {ae.grade}); report within the reporting clock")
+                   detail=detail("sae", term=label, grade=ae.grade))
     return ae
 
 

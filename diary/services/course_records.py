@@ -1,9 +1,10 @@
 """The one loader of course records (diary/course_record.py), by id or in bulk.
 
-Six queries whatever the number of courses: courses with their participants, then decisions,
-current dose logs, current blood counts, current symptom reports and review pauses, each bounded
-by the same sub-select. Rows are read as plain tuples (no ORM identity map): the adherence grid
-loads 8,000 courses at once. `is_current` is the SQL form of the "current row" rule.
+Six queries whatever the number of courses: courses with their participants, then decisions (with
+the participant's acknowledgement of each), current dose logs, current blood counts, current
+symptom reports and review pauses, each bounded by the same sub-select. Rows are read as plain
+tuples (no ORM identity map): the adherence grid loads 8,000 courses at once. `is_current` is the
+SQL form of the "current row" rule.
 """
 
 from __future__ import annotations
@@ -15,8 +16,18 @@ from sqlalchemy import String, case, cast, exists, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from diary.course_record import CourseRecord, LabFact, LogFact, PauseFact, SymptomFact
-from diary.models import Course, DoseDecision, DoseLog, LabResult, Participant, ReviewPause, Site, SymptomReport
+from diary.course_record import CourseRecord, DecisionFact, LabFact, LogFact, PauseFact, SymptomFact
+from diary.models import (
+    Course,
+    DoseChangeAck,
+    DoseDecision,
+    DoseLog,
+    LabResult,
+    Participant,
+    ReviewPause,
+    Site,
+    SymptomReport,
+)
 
 _OUTCOME_CODES = {"t": "taken", "n": "not_taken"}
 _NONE: dict[int, str] = {}
@@ -61,10 +72,15 @@ def load_records(session: Session, *where, log_details: bool = True) -> dict[int
     if not courses:
         return {}
     decisions: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for course_id, effective_day, mg in _rows(conn,
-            select(DoseDecision.course_id, DoseDecision.effective_day, DoseDecision.dose_mg)
+    signed: dict[int, list[DecisionFact]] = defaultdict(list)
+    for course_id, *fact in _rows(conn,
+            select(DoseDecision.course_id, DoseDecision.id, DoseDecision.effective_day, DoseDecision.dose_mg,
+                   DoseDecision.action, DoseChangeAck.acknowledged_at)
+            .outerjoin(DoseChangeAck, DoseChangeAck.decision_id == DoseDecision.id)
             .where(DoseDecision.course_id.in_(ids)).order_by(DoseDecision.id)):
-        decisions[course_id].append((effective_day, mg))
+        decision = DecisionFact(*fact)
+        decisions[course_id].append((decision.day, decision.dose_mg))
+        signed[course_id].append(decision)
     current_logs = (DoseLog.course_id.in_(ids), is_current(DoseLog), DoseLog.outcome != "retracted")
     logs: dict[int, dict[int, LogFact]] = defaultdict(dict)
     outcomes: dict[int, dict[int, str]] = {}
@@ -102,7 +118,8 @@ def load_records(session: Session, *where, log_details: bool = True) -> dict[int
             course_id=cid, participant_id=pid, site_id=site_id, cycle=cycle, day1=day1, starting_dose_mg=mg,
             tz=tz, participant_status=status, ended_at=ended_at, reminder_time=_reminder_time(reminder),
             study_number=number, cohort=cohort, site_code=site_code,
-            decisions=tuple(decisions.get(cid, ())), outcomes=outcomes.get(cid, _NONE), logs=logs.get(cid),
+            decisions=tuple(decisions.get(cid, ())), signed=tuple(signed.get(cid, ())),
+            outcomes=outcomes.get(cid, _NONE), logs=logs.get(cid),
             labs=tuple(labs.get(cid, ())),
             symptoms=tuple(reports.get(cid, ())), pauses=tuple(pauses.get(cid, ())), last_day=last_day)
         for (cid, pid, site_id, cycle, day1, mg, tz, status, ended_at, reminder, number, cohort, site_code,

@@ -16,7 +16,7 @@ from diary import course_record, study
 from diary.course_record import CourseDay, PauseFact
 from diary.models import Course, DoseLog, Participant, course_not_voided
 from diary.services import dosing
-from diary.services.course_records import load_record
+from diary.services.course_records import load_record, load_records
 from diary.services.dosing import DoseLogError
 from diary.study import DoseStatus, StudyConfig
 
@@ -123,6 +123,31 @@ def today_view(session: Session, participant: Participant, cfg: StudyConfig, now
     recent = now - timedelta(days=1)
     missed = [p for p in plans if p.status == DoseStatus.MISSED and p.cutoff >= recent]
     return TodayView(course, today, card, open_days, missed, record.open_pause)
+
+
+@dataclass(frozen=True)
+class DoseChangeNotice:
+    """A signed change the participant has not acknowledged: "now N tablets = X mg from <date>",
+    or a hold ("the study tablets are paused from <date>")."""
+
+    decision_id: int
+    from_date: date
+    dose_mg: float
+    tablets: int
+
+    @property
+    def hold(self) -> bool:
+        return self.dose_mg == 0
+
+
+def dose_change_notices(session: Session, participant: Participant, cfg: StudyConfig,
+                        now: datetime) -> list[DoseChangeNotice]:
+    """What the participant's pages announce until they tap "I understand" (course_record.changes_to_announce)."""
+    records = load_records(session, Course.participant_id == participant.id, course_not_voided())
+    return [DoseChangeNotice(decision_id=change.id, from_date=study.date_of_day(record.day1, change.day, cfg),
+                             dose_mg=change.dose_mg, tablets=study.tablet_count(change.dose_mg, cfg))
+            for record in sorted(records.values(), key=lambda r: r.day1)
+            for change in course_record.changes_to_announce(record, cfg, now)]
 
 
 def stated_time(taken_on: str | None, at: str | None, tz: str) -> datetime:

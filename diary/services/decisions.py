@@ -5,12 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary import audit
-from diary.models import Course, DoseDecision, LabResult, Participant, Site, StaffUser
+from diary.models import Course, DoseChangeAck, DoseDecision, LabResult, Participant, Site, StaffUser, course_not_voided
 from diary.services import review
-from diary.study import DoseSuggestion, StudyConfig, dose_for_day, platelet_grade, suggest_dose
+from diary.study import (
+    DoseSuggestion,
+    StudyConfig,
+    date_of_day,
+    dose_for_day,
+    local_date,
+    platelet_grade,
+    suggest_dose,
+)
 
 
 class DecisionError(ValueError):
@@ -33,7 +42,9 @@ def sign_decision(
     baseline_plt: float | None = None,
     override_reason: str | None = None,
 ) -> DoseDecision:
-    """Record a signed change. Only investigators sign; departing from the suggestion needs a reason.
+    """Record a signed change. Only investigators sign; departing from the suggestion needs a reason;
+    a change takes effect today at the earliest (issue 10, finding 8: a backdated hold turned days
+    already logged as taken into held days and hid them from adherence).
     The caller has re-authenticated the signer (21 CFR Part 11 signature bound to the person)."""
     if signer.role != "investigator":
         raise DecisionError("not_investigator")
@@ -41,6 +52,9 @@ def sign_decision(
         raise DecisionError("dose_not_a_level")
     if not 1 <= effective_day <= cfg.course_length_days:
         raise DecisionError("no_such_day")
+    participant = session.get(Participant, course.participant_id)
+    if date_of_day(course.start_date, effective_day, cfg) < local_date(now, participant.timezone):
+        raise DecisionError("effective_day_past")
     suggestion = suggest_dose(current_dose_mg, lab.plt, baseline_plt, cfg) if lab else None
     if suggestion and dose_mg != suggestion.dose_mg and not (override_reason or "").strip():
         raise DecisionError("reason_required")
@@ -62,7 +76,6 @@ def sign_decision(
     )
     session.add(decision)
     session.flush()
-    participant = session.get(Participant, course.participant_id)
     audit.record(session, actor=f"staff:{signer.id}", action="dose_decision_signed",
                  entity="DoseDecision", entity_id=decision.id, site_id=participant.site_id,
                  participant_id=participant.id, at=now, reason=decision.override_reason,
@@ -74,6 +87,28 @@ def sign_decision(
         review.close_pause(session, pause=pause, staff_id=signer.id, kind="decision", now=now,
                            note=decision.override_reason, decision_id=decision.id)
     return decision
+
+
+def acknowledge_change(session: Session, *, participant: Participant, decision_id: int,
+                       now: datetime) -> DoseChangeAck | None:
+    """The participant's "I understand" of a signed change to their own dose; returns the stored
+    acknowledgement, or None when one was stored before (a double tap, a second phone: the unique
+    decision_id keeps one). DecisionError("no_such_decision") for anyone else's decision."""
+    owner = session.exec(
+        select(Course.participant_id).join(DoseDecision, DoseDecision.course_id == Course.id)
+        .where(DoseDecision.id == decision_id, course_not_voided())).first()
+    if owner is None or owner != participant.id:
+        raise DecisionError("no_such_decision")
+    ack = DoseChangeAck(decision_id=decision_id, participant_id=participant.id, acknowledged_at=now)
+    try:
+        with session.begin_nested():
+            session.add(ack)
+    except IntegrityError:
+        return None  # acknowledged a moment ago, on this phone or another
+    audit.record(session, actor=f"participant:{participant.id}", action="dose_change_acknowledged",
+                 entity="DoseChangeAck", entity_id=ack.id, site_id=participant.site_id,
+                 participant_id=participant.id, at=now, after={"decision_id": decision_id})
+    return ack
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from diary import audit, course_record, study
 from diary.models import Course, DoseLog, Participant, course_not_voided
+from diary.services import flag_details
 from diary.services.course_records import is_current, load_record
 from diary.services.flags import raise_flag
 from diary.study import DoseStatus, StudyConfig
@@ -146,8 +147,7 @@ def log_dose(
         # Issue 10, item 10: recorded as taken (it happened), shown to staff, proposed as a deviation.
         raise_flag(session, key=f"dose_in_pause:{log.id}", kind="dose_in_pause", site_id=participant.site_id,
                    participant_id=participant.id, now=now,
-                   detail=f"Tablets reported taken on course day {day} during a clinical-review pause: "
-                          "proposed protocol deviation")
+                   detail=flag_details.detail("dose_in_pause", day=day))
     return log
 
 

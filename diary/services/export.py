@@ -24,6 +24,7 @@ from diary.models import (
     AuditEvent,
     ConcomitantMedication,
     Course,
+    DoseChangeAck,
     DoseDecision,
     DoseLog,
     DrugAccountability,
@@ -151,6 +152,9 @@ TABLES: tuple[Table, ...] = (
         col("override_reason", "text", "Why the investigator departed from the suggestion"),
         col("decided_by", "integer", "Investigator's staff id"), col("signed_at", "datetime", "Signed at"),
         col("supersedes_id", "integer", "Decision this replaces")), _course_scope(DoseDecision)),
+    Table("dose_change_acks.csv", "The participant's \"I understand\" of a signed dose change", DoseChangeAck, (
+        col("id", "integer", "Acknowledgement id"), col("decision_id", "integer", "Decision acknowledged"),
+        STUDY_NUMBER, col("acknowledged_at", "datetime", "Tapped at")), _participant_scope(DoseChangeAck)),
     Table("dose_logs.csv", "Dose records (corrections supersede; nothing is deleted)", DoseLog, (
         col("id", "integer", "Record id"), col("course_id", "integer", "Course id"), COURSE_STUDY_NUMBER,
         col("course_day", "integer", "Course day"), col("outcome", "text", "taken, not_taken or retracted"),

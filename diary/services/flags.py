@@ -10,17 +10,21 @@ from sqlmodel import Session, select
 
 from diary import audit
 from diary.models import Flag, Participant
+from diary.services.flag_details import FlagDetail
 
 
 def raise_flag(
-    session: Session, *, key: str, kind: str, site_id: int, detail: str, now: datetime,
+    session: Session, *, key: str, kind: str, site_id: int, detail: str | FlagDetail, now: datetime,
     participant_id: int | None = None,
 ) -> Flag | None:
-    """Raise the flag named `key` unless it exists; returns the new flag or None."""
+    """Raise the flag named `key` unless it exists; returns the new flag or None. A catalogue
+    `detail` (flag_details.detail) is shown in each reader's language; plain text as it is."""
     if session.exec(select(Flag.id).where(Flag.key == key)).first():
         return None
+    text, detail_key, params = (detail.english(), detail.key, detail.params) if isinstance(detail, FlagDetail) \
+        else (detail, None, None)
     flag = Flag(key=key, kind=kind, site_id=site_id, participant_id=participant_id,
-                detail=detail[:500], raised_at=now)
+                detail=text[:500], detail_key=detail_key, detail_params=params, raised_at=now)
     try:
         with session.begin_nested():
             session.add(flag)

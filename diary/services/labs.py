@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from diary import audit, study
 from diary.models import Course, LabResult, Participant
 from diary.services import review
+from diary.services.flag_details import detail
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
@@ -71,7 +72,7 @@ def _critical(session: Session, cfg: StudyConfig, participant: Participant, lab:
     # CLINICAL-NOTES: PLT ≤ 20×10⁹/L → urgent staff flag, whatever the dose decision.
     key = f"urgent_plt:{lab.id}"
     raise_flag(session, key=key, kind="urgent_plt", site_id=participant.site_id, participant_id=participant.id,
-               now=now, detail=f"PLT {lab.plt:g}×10⁹/L on day {lab.course_day}: consider rescue therapy")
+               now=now, detail=detail("urgent_plt", plt=f"{lab.plt:g}", day=lab.course_day))
     review.open_pause(session, cfg, participant=participant, cause="critical_plt", flag_key=key, now=now)
 
 

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from diary import audit, study
 from diary.models import LANGUAGES, Participant
+from diary.services.flag_details import detail
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
@@ -69,6 +70,6 @@ def update_settings(
             raise_flag(
                 session, key=f"opt_out:{participant.id}:{int(now.timestamp())}", kind="opt_out",
                 site_id=participant.site_id, participant_id=participant.id, now=now,
-                detail="The participant switched SMS reminders off in the diary settings.",
+                detail=detail("opt_out_settings"),
             )
     return changes

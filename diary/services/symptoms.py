@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from diary import audit, course_record, study
 from diary.models import Participant, SymptomReport
 from diary.services import review
+from diary.services.flag_details import detail
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
@@ -90,7 +91,8 @@ def report_symptoms(
         raise_flag(
             session, key=f"danger:{report.id}", kind="danger_symptom", site_id=participant.site_id,
             participant_id=participant.id, now=now,
-            detail="Danger symptom: " + ", ".join(s.label_en for s in danger) + _quoted(report.note),
+            detail=detail("danger_symptom_note", symptoms=[s.key for s in danger], note=report.note)
+            if report.note else detail("danger_symptom", symptoms=[s.key for s in danger]),
         )
         review.open_pause(session, cfg, participant=participant, cause="danger_symptom",
                           flag_key=f"danger:{report.id}", now=now)
@@ -99,8 +101,7 @@ def report_symptoms(
         raise_flag(
             session, key=f"note:{report.id}", kind="participant_message", site_id=participant.site_id,
             participant_id=participant.id, now=now,
-            detail="Note with a symptom report (" + ", ".join(a["key"] for a in answers) + ")"
-                   + _quoted(report.note),
+            detail=detail("symptom_note", symptoms=[a["key"] for a in answers], note=report.note),
         )
     return report
 
@@ -110,11 +111,6 @@ def _replayed(existing: SymptomReport, participant: Participant) -> SymptomRepor
         # Another participant's key: refuse without revealing their report.
         raise SymptomError("client_key_reused")
     return existing
-
-
-def _quoted(note: str | None) -> str:
-    """The participant's own words for a flag's detail (the flag keeps 500 characters)."""
-    return f' — participant\'s note: "{note}"' if note else ""
 
 
 def correct_symptoms(
@@ -167,7 +163,7 @@ def correct_symptoms(
     if danger and not report.danger:
         raise_flag(session, key=f"danger:{corrected.id}", kind="danger_symptom", site_id=participant.site_id,
                    participant_id=participant.id, now=now,
-                   detail="Danger symptom (staff correction): " + ", ".join(s.label_en for s in danger))
+                   detail=detail("danger_symptom_corrected", symptoms=[s.key for s in danger]))
         review.open_pause(session, cfg, participant=participant, cause="danger_symptom",
                           flag_key=f"danger:{corrected.id}", now=now)
     return corrected

@@ -11,6 +11,7 @@ from diary.auth import in_scope, participant_in_scope
 from diary.eligibility import Checklist
 from diary.extensions import htmx
 from diary.models import Course, Flag, Participant, Screening, Site
+from diary.services.flag_details import flag_text
 from diary.staff import vocab
 from diary.study import StudyConfig
 
@@ -19,7 +20,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 @bp.context_processor
 def _staff_globals() -> dict:
-    return {"vocab": vocab, "cfg": study_config()}
+    return {"vocab": vocab, "cfg": study_config(), "flag_text": flag_text}
 
 
 def study_config() -> StudyConfig:

@@ -23,6 +23,7 @@ DECISION_ERRORS = {
     "not_investigator": _l("Only an investigator can sign a dose decision."),
     "dose_not_a_level": _l("Choose one of the configured dose levels."),
     "no_such_day": _l("No such course day."),
+    "effective_day_past": _l("That day has passed: a dose change takes effect from today at the earliest."),
 }
 
 
@@ -101,6 +102,9 @@ def sign_decision(course_id: int):
         s.rollback()
         if exc.code == "reason_required":
             form.override_reason.errors = [_("The dose differs from the suggestion: give a reason.")]
+            return again(400)
+        if exc.code == "effective_day_past":
+            form.effective_day.errors = [str(DECISION_ERRORS[exc.code])]
             return again(400)
         return again(400, _("Not signed: %(why)s", why=str(DECISION_ERRORS.get(exc.code, exc.code))))
     # The dose-change SMS goes in the same transaction as the decision (DESIGN §4 outbox).

@@ -85,6 +85,8 @@ def _course_view(course: Course, participant: Participant, now: datetime) -> dic
                        drawn_on=today)
     return {
         "course": course, "plan": plan, "labs": labs, "decisions": signed,
+        # When the participant tapped "I understand" on each change (None: not yet).
+        "acknowledged": {d.id: d.acknowledged_at for d in record.signed},
         "pause": review.open_pause_of(s, course.id) if record.open_pause else None,
         "today_day": today_day,
         "nadir": study.nadir((lab.plt for lab in labs if lab.course_day > 0), cfg, lln),

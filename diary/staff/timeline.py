@@ -12,6 +12,7 @@ from diary.models import (
     AdverseEvent,
     ConcomitantMedication,
     Course,
+    DoseChangeAck,
     DoseDecision,
     DoseLog,
     DrugAccountability,
@@ -27,7 +28,7 @@ from diary.models import (
 @dataclass(frozen=True)
 class Event:
     at: datetime
-    kind: str  # dose | symptoms | lab | decision | message | flag
+    kind: str  # dose | symptoms | lab | decision | decision_ack | message | flag | …
     row: Any
     cycle: int | None = None
 
@@ -45,6 +46,10 @@ def participant_timeline(session: Session, participant: Participant, limit: int 
             select(LabResult).where(LabResult.course_id.in_(ids)))]
         events += [Event(r.signed_at, "decision", r, courses[r.course_id]) for r in session.exec(
             select(DoseDecision).where(DoseDecision.course_id.in_(ids)))]
+        acks = select(DoseChangeAck.acknowledged_at, DoseDecision).join(
+            DoseDecision, DoseDecision.id == DoseChangeAck.decision_id).where(DoseDecision.course_id.in_(ids))
+        events += [Event(at, "decision_ack", decision, courses[decision.course_id])
+                   for at, decision in session.exec(acks)]
     events += [Event(r.received_at, "symptoms", r, courses.get(r.course_id)) for r in session.exec(
         select(SymptomReport).where(SymptomReport.participant_id == participant.id))]
     events += [Event(r.created_at, "message", r) for r in session.exec(

@@ -33,6 +33,15 @@ ACTION = {
     "continue": _l("continue"), "increase": _l("increase"), "reduce": _l("reduce"), "hold": _l("hold"),
     "resume": _l("resume"),
 }
+# The rule table's texts (study.RULE_TEXTS: the same English words, tests/unit/test_translations.py).
+RULE = {
+    "R1": _l("R1: PLT ≥ %(hold)s×10⁹/L → hold for the rest of the course"),
+    "R2": _l("R2: PLT ≥ %(rise)s×10⁹/L above the course baseline (%(baseline)s) → hold for the rest of the course"),
+    "R4": _l("R4: held and PLT < %(hold)s×10⁹/L → resume at the starting dose %(start)s mg"),
+    "R3_max": _l("R3: PLT < %(below)s×10⁹/L but already at the maximum %(max)s mg → continue at %(mg)s mg"),
+    "R3": _l("R3: PLT < %(below)s×10⁹/L → one step up to %(mg)s mg"),
+    "R5": _l("R5: PLT %(below)s–%(hold)s×10⁹/L → continue at %(mg)s mg"),
+}
 COURSE_STATE = {"running": _l("running"), "finished": _l("finished"), "upcoming": _l("not started")}
 ADC_DRUG = {
     "trastuzumab_deruxtecan": _l("trastuzumab deruxtecan (T-DXd)"),
@@ -50,6 +59,12 @@ NOT_TAKEN_REASON = {
     "forgot": _l("forgot"), "vomited": _l("vomited"), "side_effects": _l("side effects"),
     "doctor_said": _l("doctor said so"), "other": _l("other reason"),
 }
+
+
+def rule_text(suggestion) -> str:
+    """A suggestion's rule in the page's language (its English text for a rule not in RULE)."""
+    template = RULE.get(suggestion.rule_key)
+    return str(template) % dict(suggestion.rule_params) if template is not None else suggestion.rule
 
 
 def adc(code: str) -> str:

@@ -35,7 +35,8 @@ def download(client, auth, who):
 def test_the_export_holds_one_csv_per_table_and_a_data_dictionary(client, auth, world, rows):
     archive = download(client, auth, "admin")
     names = set(archive.namelist())
-    assert {"participants.csv", "courses.csv", "lab_results.csv", "dose_decisions.csv", "dose_logs.csv",
+    assert {"participants.csv", "courses.csv", "lab_results.csv", "dose_decisions.csv", "dose_change_acks.csv",
+            "dose_logs.csv",
             "symptom_reports.csv", "screenings.csv", "flags.csv", "audit_events.csv",
             "data_dictionary.csv"} <= names
     dictionary = list(csv.DictReader(io.StringIO(archive.read("data_dictionary.csv").decode())))
