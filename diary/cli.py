@@ -27,6 +27,10 @@ def register(app: Flask) -> None:
     app.cli.add_command(scheduler)
     app.cli.add_command(audit_group)
     app.cli.add_command(export_group)
+    from diary import ops_cli
+
+    ops_cli.register(app)
+    audit_group.add_command(ops_cli.audit_derived_key)
 
 
 @click.command("migrate")
