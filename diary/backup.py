@@ -15,9 +15,9 @@ import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import Engine, inspect, text
-from sqlalchemy.engine import make_url
 
 
 class BackupError(RuntimeError):
@@ -39,8 +39,8 @@ def backup(engine: Engine, path: str) -> None:
         if engine.dialect.name == "sqlite":
             _sqlite_backup(_sqlite_path(engine), partial)
         else:
-            _run([_tool("pg_dump"), "--format=custom", "--no-owner", "--file", partial,
-                  "--dbname", _libpq_url(engine)])
+            uri, env = _libpq(engine)
+            _run([_tool("pg_dump"), "--format=custom", "--no-owner", "--file", partial, "--dbname", uri], env)
         os.replace(partial, target)
     finally:
         Path(partial).unlink(missing_ok=True)
@@ -67,8 +67,9 @@ def restore(engine: Engine, path: str, *, force: bool = False) -> None:
     if engine.dialect.name == "sqlite":
         _sqlite_restore(path, _sqlite_path(engine))
     else:
+        uri, env = _libpq(engine)
         _run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
-              "--exit-on-error", "--dbname", _libpq_url(engine), path])
+              "--exit-on-error", "--dbname", uri, path], env)
     with engine.begin() as conn:
         # A restored database has no planner statistics: without them the first queries plan badly.
         conn.execute(text("ANALYZE"))
@@ -114,10 +115,22 @@ def _sqlite_restore(backup_path: str, target: str) -> None:
         src.close()
 
 
-def _libpq_url(engine: Engine) -> str:
-    url = make_url(str(engine.url.render_as_string(hide_password=False)))
-    # pg_dump speaks libpq: no "+psycopg" driver suffix, and no SQLAlchemy-only query options.
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+def _libpq(engine: Engine) -> tuple[str, dict[str, str]]:
+    """The database as a libpq URI, and the environment that carries its password (never on the
+    command line, where `ps` would show it)."""
+    url = engine.url
+    netloc = quote(url.username or "", safe="")
+    if url.host:
+        netloc += "@" + url.host + (f":{url.port}" if url.port else "")
+    query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
+    uri = f"postgresql://{netloc}/{quote(url.database or '', safe='')}"
+    if query:
+        # libpq decodes %20 but not "+": quote, not quote_plus.
+        uri += "?" + urlencode(query, quote_via=quote)
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    return uri, env
 
 
 def _tool(name: str) -> str:
@@ -127,8 +140,8 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 - fixed tools
+def _run(argv: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)  # noqa: S603 - fixed tools
     if done.returncode != 0:
         # pg_dump names the database URL in some errors: keep only the first line, without it.
         first = (done.stderr.strip().splitlines() or ["failed"])[0]
