@@ -5,6 +5,7 @@ from diary.staff import (  # noqa: F401 - routes
     accountability,
     adverse_events,
     conmeds,
+    contacts,
     courses,
     dashboard,
     decisions,
