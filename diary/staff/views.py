@@ -3,6 +3,7 @@
 
 from diary.staff import (  # noqa: F401 - routes
     accountability,
+    admin,
     adverse_events,
     conmeds,
     contacts,
