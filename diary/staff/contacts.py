@@ -4,7 +4,7 @@ reason, and keep an emergency contact. Staff of other sites get 404 (participant
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -53,7 +53,7 @@ def show_phone(participant_id: int, which: str):
     """The full number, audited as shown; htmx swaps it in place of the masked one."""
     p = participant_in_scope(participant_id)
     if which not in contacts.WHICH:
-        return _page(p, status=404)
+        abort(404)
     number = contacts.reveal_phone(db.session(), cipher(), participant=p, which=which, staff_id=current_user.id,
                                    now=clock.now())
     db.session().commit()

@@ -169,3 +169,17 @@ def test_an_emergency_contact_needs_a_valid_number(client, auth, world, session)
         "csrf_token": token, "name": "Li Hua", "relation": "daughter", "phone": "12", "reason": "visit"})
     assert r.status_code == 400 and "not a valid mobile number" in r.get_data(as_text=True)
     assert _participant(session, world).emergency_name is None
+
+
+@pytest.mark.any_db
+def test_a_danger_flag_in_the_queue_offers_the_number_to_call_back(client, auth, world, session, clock):
+    from diary.services.flags import raise_flag
+
+    pa = world.participants["pa"]
+    raise_flag(session, key="danger:test", kind="danger_symptom", site_id=pa.site_id, participant_id=pa.id,
+               detail="Black stools", now=clock.now)
+    session.commit()
+    auth.staff("nurse_a")
+    html = client.get("/staff/flags").get_data(as_text=True)
+    assert f"/staff/participants/{pa.id}/phone/participant" in html and "Show number" in html
+    assert world.phones["pa"] not in html
