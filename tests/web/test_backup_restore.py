@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+from sqlalchemy import text
 from sqlmodel import Session, func, select
 
 from diary.models import AuditEvent, DoseLog, Participant
@@ -67,6 +68,14 @@ def test_a_backup_under_write_load_restores_to_a_verified_database(app, runner, 
     assert before <= logs <= after
     assert logs == _count(target, AuditEvent, AuditEvent.action.in_(("dose_logged", "dose_log_superseded")))
     assert _count(target, Participant) == len(world.participants)
+    assert _planner_statistics(target, "doselog") > 0  # ANALYZE ran: the first queries plan well
+
+
+def _planner_statistics(engine, table: str) -> int:
+    query = ("SELECT count(*) FROM sqlite_stat1 WHERE tbl = :t" if engine.dialect.name == "sqlite"
+             else "SELECT count(*) FROM pg_stats WHERE tablename = :t")
+    with engine.connect() as conn:
+        return conn.execute(text(query), {"t": table}).scalar_one()
 
 
 def test_restore_refuses_to_overwrite_a_database_that_holds_data(app, runner, world, tmp_path, session):
