@@ -41,7 +41,7 @@ def backup_command(path: str) -> None:
         backup(db.engine(), path)
     except BackupError as exc:
         raise click.ClickException(f"Backup NOT written: {exc}") from None
-    click.echo(f"Backup written to {path} ({_counts()} at the time of the backup or later).")
+    click.echo(f"Backup written to {path}. The live database now has {_counts()}.")
 
 
 @click.command("restore")
