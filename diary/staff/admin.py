@@ -2,9 +2,8 @@
 
 Scope: only admins reach these pages (403 for nurses and investigators). An admin is study-wide
 (StaffPrincipal.site_ids is None, as everywhere else in the app), so they administer every site and
-every account; each look-up still goes through the principal's scope, so a site-limited admin would
-see only their own. An admin cannot deactivate, demote, reset or force a password change on their
-own account here: administration cannot lock itself out, and one admin always remains.
+every account. An admin cannot deactivate, demote, reset or force a password change on their own
+account here: administration cannot lock itself out, and one admin always remains.
 """
 
 from __future__ import annotations
@@ -46,21 +45,16 @@ ADMIN_ERRORS = {
 ACTIONS = ("deactivate", "reactivate", "reset-totp", "require-password-change", "reset-password")
 
 
-def _site_in_scope(site_id: int) -> Site:
+def _site_or_404(site_id: int) -> Site:
     site = db.session().get(Site, site_id)
-    if site is None or not current_user.can_see_site(site.id):
+    if site is None:
         abort(404)
     return site
 
 
-def _staff_in_scope(staff_id: int) -> StaffUser:
-    """An account the signed-in admin may administer: every one of its sites is in their scope
-    (a study-wide account needs a study-wide admin); 404 otherwise, as a missing one."""
+def _staff_or_404(staff_id: int) -> StaffUser:
     staff = db.session().get(StaffUser, staff_id)
     if staff is None:
-        abort(404)
-    sites = admin.staff_site_ids(db.session(), staff.id)
-    if current_user.site_ids is not None and (staff.role == "admin" or not sites <= current_user.site_ids):
         abort(404)
     return staff
 
@@ -79,8 +73,6 @@ def admin_home():
     scope: dict[int, list[str]] = {}
     for staff_id, code in s.exec(select(StaffSite.staff_id, Site.code).join(Site, Site.id == StaffSite.site_id)):
         scope.setdefault(staff_id, []).append(code)
-    if current_user.site_ids is not None:
-        staff = [x for x in staff if x.role != "admin" and set(scope.get(x.id, [])) <= {y.code for y in my_sites()}]
     return render_template("staff/admin/index.html", sites=my_sites(), staff=staff, scope=scope,
                            quiet=current_app.extensions["diary.study"].reminders)
 
@@ -88,8 +80,6 @@ def admin_home():
 @bp.route("/admin/sites/new", methods=["GET", "POST"])
 @staff_required("admin")
 def admin_new_site():
-    if current_user.site_ids is not None:
-        abort(403)  # a new site is outside any site-limited scope
     form = SiteForm(timezone=current_app.config["DIARY_TIMEZONE"])
     if form.validate_on_submit():
         try:
@@ -108,7 +98,7 @@ def admin_new_site():
 @bp.route("/admin/sites/<int:site_id>", methods=["GET", "POST"])
 @staff_required("admin")
 def admin_site(site_id: int):
-    site = _site_in_scope(site_id)
+    site = _site_or_404(site_id)
     form = SiteForm(obj=site if request.method == "GET" else None)
     if form.validate_on_submit():
         try:
@@ -138,8 +128,6 @@ def admin_new_staff():
     if form.validate_on_submit():
         password = admin.temporary_password()
         try:
-            if current_user.site_ids is not None and form.role.data == "admin":
-                raise admin.AdminError("role", "unknown")
             staff = admin.create_staff(db.session(), email=form.email.data, name=form.name.data,
                                        role=form.role.data, site_ids=set(form.sites.data or ()), password=password,
                                        actor=current_user.actor, now=clock.now())
@@ -171,15 +159,13 @@ def _account_page(staff: StaffUser, *, form: StaffForm | None = None, action_for
 @bp.route("/admin/staff/<int:staff_id>", methods=["GET", "POST"])
 @staff_required("admin")
 def admin_staff(staff_id: int):
-    staff = _staff_in_scope(staff_id)
+    staff = _staff_or_404(staff_id)
     if request.method == "GET":
         return _account_page(staff)
     form = _staff_form()
     form.email.data = staff.email  # not changed here: it is the sign-in name the audit trail refers to
     if form.validate_on_submit():
         try:
-            if current_user.site_ids is not None and form.role.data == "admin":
-                raise admin.AdminError("role", "unknown")
             changed = admin.update_staff(db.session(), staff, name=form.name.data, role=form.role.data,
                                          site_ids=set(form.sites.data or ()), actor=current_user.actor,
                                          actor_id=current_user.id, now=clock.now())
@@ -197,7 +183,7 @@ def admin_staff(staff_id: int):
 @staff_required("admin")
 def admin_staff_action(staff_id: int, action: str):
     """Deactivate, reactivate, reset the authenticator, require a new password, or reset it."""
-    staff = _staff_in_scope(staff_id)
+    staff = _staff_or_404(staff_id)
     if action not in ACTIONS:
         abort(404)
     form = AccountActionForm()
