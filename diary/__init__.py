@@ -75,10 +75,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from diary.records import load_records_config
 
     app.extensions["diary.records"] = load_records_config(app.config.get("RECORDS_CONFIG"))
-    app.extensions["diary.cipher"] = DataCipher(app.config["DATA_ENCRYPTION_KEY"])
+    old_keys = tuple(app.config.get("DATA_ENCRYPTION_OLD_KEYS") or ())
+    app.extensions["diary.cipher"] = DataCipher(app.config["DATA_ENCRYPTION_KEY"], old_keys)
     from diary import audit
 
-    app.extensions["diary.audit_key"] = audit.derive_key(app.config["DATA_ENCRYPTION_KEY"],
+    # While a data key is being rotated out, a derived audit key still comes from the oldest key,
+    # the one the trail was signed under (`flask rotate-key` asks for AUDIT_KEY to be pinned first).
+    app.extensions["diary.audit_key"] = audit.derive_key((old_keys or (app.config["DATA_ENCRYPTION_KEY"],))[-1],
                                                          app.config.get("AUDIT_KEY"))
     audit.configure(app.extensions["diary.audit_key"])
     from diary.auth.services import configure_hasher

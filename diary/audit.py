@@ -41,7 +41,10 @@ _configured_key: bytes | None = None
 
 def derive_key(data_key: str, audit_key: str | None = None) -> bytes:
     """AUDIT_KEY when set; otherwise a key derived from DATA_ENCRYPTION_KEY under its own label,
-    so the chain key is never the encryption key itself."""
+    so the chain key is never the encryption key itself. "hex:…" gives the key's bytes (what
+    `flask audit derived-key` prints, to pin a derived key before the data key is rotated)."""
+    if audit_key and audit_key.startswith("hex:"):
+        return bytes.fromhex(audit_key[4:])
     if audit_key:
         return audit_key.encode()
     return hmac.new(data_key.encode(), b"diary audit-chain v1", hashlib.sha256).digest()

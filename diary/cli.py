@@ -11,8 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlmodel import Session, select
 
 from diary import audit, clock, db, migrate
-from diary.auth.services import hash_secret
-from diary.models import ROLES, Site, StaffSite, StaffUser
+from diary.models import ROLES, Site, StaffUser
 
 
 def register(app: Flask) -> None:
@@ -27,6 +26,10 @@ def register(app: Flask) -> None:
     app.cli.add_command(scheduler)
     app.cli.add_command(audit_group)
     app.cli.add_command(export_group)
+    from diary import ops_cli
+
+    ops_cli.register(app)
+    audit_group.add_command(ops_cli.audit_derived_key)
 
 
 @click.command("migrate")
@@ -51,15 +54,16 @@ def migrate_command() -> None:
                    "default: study.toml plt_lln (125, WS/T 405-2012).")
 def create_site(code, name, phone, on_call_phone, timezone, emergency_phone, plt_lln) -> None:
     """Add a study site."""
+    from diary.services import administration as admin
+
     with Session(db.engine()) as s:
-        site = Site(code=code.upper(), name=name, phone=phone, on_call_phone=on_call_phone,
-                    timezone=timezone or current_app.config["DIARY_TIMEZONE"],
-                    emergency_phone=emergency_phone, plt_lln=plt_lln)
-        s.add(site)
-        s.flush()
-        audit.record(s, actor="cli", action="site_created", entity="Site", entity_id=site.id,
-                     site_id=site.id, after={"code": site.code, "name": name,
-                                             "emergency_phone": emergency_phone, "plt_lln": plt_lln})
+        try:
+            site = admin.create_site(s, code=code, name=name, phone=phone, on_call_phone=on_call_phone,
+                                     timezone=timezone or current_app.config["DIARY_TIMEZONE"],
+                                     emergency_phone=emergency_phone, plt_lln=plt_lln, actor="cli",
+                                     now=clock.now())
+        except admin.AdminError as exc:
+            raise click.UsageError(f"Not created: {exc.field} is {exc.code}.") from None
         s.commit()
         click.echo(f"Site {site.code} created.")
 
@@ -73,26 +77,25 @@ def create_site(code, name, phone, on_call_phone, timezone, emergency_phone, plt
 @click.password_option(help="Prompted for when not given.")
 def create_staff(email, name, role, site_codes, password) -> None:
     """Add a staff account (password hashed with argon2; TOTP is set up at first sign-in)."""
-    if len(password) < 12:
+    from diary.services import administration as admin
+
+    if len(password) < admin.MIN_PASSWORD:
         raise click.UsageError("The password must be at least 12 characters.")
     with Session(db.engine()) as s:
-        sites = []
+        site_ids = set()
         for code in site_codes:
             site = s.exec(select(Site).where(Site.code == code.upper())).first()
             if site is None:
                 raise click.UsageError(f"No site with code {code!r}.")
-            sites.append(site)
-        if role != "admin" and not sites:
-            raise click.UsageError("Nurses and investigators need at least one --site.")
-        staff = StaffUser(email=email.strip().lower(), name=name, role=role,
-                          password_hash=hash_secret(password))
-        s.add(staff)
-        s.flush()
-        for site in sites:
-            s.add(StaffSite(staff_id=staff.id, site_id=site.id))
-        audit.record(s, actor="cli", action="staff_created", entity="StaffUser",
-                     entity_id=staff.id, after={"email": staff.email, "role": role,
-                                                "sites": [x.code for x in sites]})
+            site_ids.add(site.id)
+        try:
+            # The operator chose this password: no change is forced at first sign-in.
+            staff = admin.create_staff(s, email=email, name=name, role=role, site_ids=site_ids, password=password,
+                                       actor="cli", now=clock.now(), must_change_password=False)
+        except admin.AdminError as exc:
+            if (exc.field, exc.code) == ("sites", "required"):
+                raise click.UsageError("Nurses and investigators need at least one --site.") from None
+            raise click.UsageError(f"Not created: {exc.field} is {exc.code}.") from None
         s.commit()
         click.echo(f"Staff account {staff.email} ({role}) created.")
 
@@ -103,19 +106,16 @@ def create_staff(email, name, role, site_codes, password) -> None:
 @click.option("--reason", required=True, help="Recorded in the audit trail.")
 def deactivate_staff(email, reason) -> None:
     """Deactivate a staff account: it can no longer sign in, and every open session ends now."""
-    from diary.auth import devices
+    from diary.services import administration as admin
 
     with Session(db.engine()) as s:
         staff = s.exec(select(StaffUser).where(StaffUser.email == email.strip().lower())).first()
         if staff is None:
             raise click.UsageError(f"No staff account {email!r}.")
-        now = clock.now()
-        staff.is_active = False
-        staff.auth_version += 1
-        s.add(staff)
-        ended = devices.end_all(s, now, "deactivated", staff_id=staff.id)
-        audit.record(s, actor="cli", action="staff_deactivated", entity="StaffUser", entity_id=staff.id,
-                     at=now, reason=reason[:500], after={"sessions_ended": ended})
+        try:
+            ended = admin.deactivate_staff(s, staff, reason=reason, actor="cli", actor_id=None, now=clock.now())
+        except admin.AdminError as exc:
+            raise click.UsageError(f"Not deactivated: {exc.field} is {exc.code}.") from None
         s.commit()
         click.echo(f"Staff account {staff.email} deactivated; {ended} open session(s) ended.")
 

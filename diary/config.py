@@ -73,6 +73,12 @@ def envsecret(env: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def _key_list(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    return tuple(k.strip() for k in raw.replace("\n", ",").split(",") if k.strip())
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -> dict:
     """Build the Flask config mapping from environment variables."""
     env = os.environ if env is None else env
@@ -111,6 +117,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "DIARY_ENV": mode,
         "SECRET_KEY": secret,
         "DATA_ENCRYPTION_KEY": data_key or secret,
+        # Keys being rotated out (issue 14, item 8): they still decrypt and match look-ups until
+        # `flask rotate-key` has rewritten everything under DATA_ENCRYPTION_KEY. Comma- or
+        # newline-separated; newest first.
+        "DATA_ENCRYPTION_OLD_KEYS": _key_list(envsecret(env, "DATA_ENCRYPTION_OLD_KEYS")),
         # The audit chains' HMAC key (never stored in the database); default: derived from
         # DATA_ENCRYPTION_KEY under its own label (diary/audit.py).
         "AUDIT_KEY": envsecret(env, "AUDIT_KEY"),

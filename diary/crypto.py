@@ -7,7 +7,7 @@ import hashlib
 import hmac
 
 import phonenumbers
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -33,12 +33,23 @@ def mask_phone(e164: str) -> str:
 
 
 class DataCipher:
-    """Encrypts personal fields and derives look-up hashes from one master key."""
+    """Encrypts personal fields and derives look-up hashes from one master key.
 
-    def __init__(self, master_key: str):
-        material = master_key.encode()
-        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(material, b"diary/fernet")))
-        self._hmac_key = _derive(material, b"diary/lookup-hash")
+    Key rotation (issue 14, item 8): `old_keys` still decrypt and still match look-ups, while new
+    data is encrypted and hashed under `master_key` only; `flask rotate-key` rewrites what the
+    old keys made, after which they can be removed from the configuration."""
+
+    def __init__(self, master_key: str, old_keys: tuple[str, ...] | list[str] = ()):
+        keys = [master_key, *(k for k in old_keys if k and k != master_key)]
+        fernets = [Fernet(base64.urlsafe_b64encode(_derive(k.encode(), b"diary/fernet"))) for k in keys]
+        self._primary = fernets[0]
+        self._fernet = MultiFernet(fernets)
+        self._hmac_keys = [_derive(k.encode(), b"diary/lookup-hash") for k in keys]
+        self._hmac_key = self._hmac_keys[0]
+
+    @property
+    def rotating(self) -> bool:
+        return len(self._hmac_keys) > 1
 
     def encrypt(self, value: str) -> bytes:
         return self._fernet.encrypt(value.encode())
@@ -46,9 +57,22 @@ class DataCipher:
     def decrypt(self, token: bytes | str) -> str:
         return self._fernet.decrypt(token).decode()
 
+    def is_current(self, token: bytes | str) -> bool:
+        """Whether `token` was made under the current key (nothing to rotate)."""
+        try:
+            self._primary.decrypt(token)
+        except InvalidToken:
+            return False
+        return True
+
     def lookup_hash(self, value: str) -> str:
         # Keyed, so a dump of the table cannot be reversed by hashing every possible number.
         return hmac.new(self._hmac_key, value.encode(), hashlib.sha256).hexdigest()
+
+    def lookup_hashes(self, value: str) -> list[str]:
+        """The value's look-up hash under every configured key, the current one first: what a
+        look-up matches while a rotation is under way."""
+        return [hmac.new(k, value.encode(), hashlib.sha256).hexdigest() for k in self._hmac_keys]
 
 
 def _derive(material: bytes, info: bytes) -> bytes:

@@ -20,6 +20,7 @@ def make_engine(url: str, **kw) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
     return create_engine(url, pool_pre_ping=True, **kw)
 
@@ -31,6 +32,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin_before_savepoint(conn, _name) -> None:
+    # Python's sqlite3 opens a transaction only before INSERT/UPDATE/DELETE, not before SAVEPOINT;
+    # a SAVEPOINT outside a transaction starts one of its own, and its RELEASE then COMMITS. So a
+    # row written in the first begin_nested() of a transaction (a dose log) was committed apart from
+    # its audit event and survived a rollback. Begin the real transaction first, as PostgreSQL has.
+    dbapi = conn.connection.dbapi_connection
+    if not dbapi.in_transaction:
+        dbapi.execute("BEGIN")
 
 
 @event.listens_for(Session, "before_flush")

@@ -71,6 +71,8 @@ class StaffUser(SQLModel, table=True):
     locked_until: datetime | None = instant(default=None)
     # Bumped on password change or deactivation so that every open session ends.
     auth_version: int = Field(default=1)
+    # Set by an admin (new account, reset): the next sign-in must choose a new password first.
+    must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     created_at: datetime = created_at()
 
 
@@ -127,6 +129,11 @@ class Participant(SQLModel, table=True):
     ended_at: datetime | None = instant(default=None)
     ended_by: int | None = Field(default=None, foreign_key="staffuser.id")
     end_reason: str | None = Field(default=None, max_length=500)
+    # Someone the study team may call (many older participants rely on a family member). The
+    # phone is personal data, encrypted like the participant's; no look-up hash is needed.
+    emergency_name: str | None = Field(default=None, max_length=200)
+    emergency_relation: str | None = Field(default=None, max_length=64)
+    emergency_phone_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class AccessCode(SQLModel, table=True):

@@ -58,3 +58,11 @@ class ResetPinForm(ChoosePinForm):
             Regexp(r"^\s*\d{6}\s*$", message=_l("The code is 6 digits.")),
         ],
     )
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password (at least 12 characters)"),
+                             validators=[DataRequired(), Length(min=12, max=200,
+                                                                message=_l("At least 12 characters."))])
+    password_confirm = PasswordField(_l("Type the new password again"), validators=[
+        DataRequired(), EqualTo("password", message=_l("The two passwords are not the same."))])

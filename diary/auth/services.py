@@ -265,7 +265,7 @@ def find_participant_by_phone(session: Session, raw_phone: str, cipher: DataCiph
     except InvalidPhone:
         return None
     return session.exec(
-        select(Participant).where(Participant.phone_hash == cipher.lookup_hash(phone))
+        select(Participant).where(Participant.phone_hash.in_(cipher.lookup_hashes(phone)))
     ).first()
 
 

@@ -27,6 +27,7 @@ from diary.auth import services as auth
 from diary.auth.forms import (
     ChoosePinForm,
     ForgotPinForm,
+    NewPasswordForm,
     ParticipantLoginForm,
     ResetPinForm,
     StaffLoginForm,
@@ -113,6 +114,12 @@ def _pending_staff() -> StaffUser:
 def _finish_staff_login(staff: StaffUser):
     session.pop("pending_staff", None)
     session.pop("totp_setup_secret", None)
+    if staff.must_change_password:
+        # Both factors passed, but an admin asked for a new password (new account, reset): no
+        # session until it is chosen.
+        session["password_change"] = [staff.id, staff.auth_version, clock.now().timestamp()]
+        return redirect(url_for("auth.staff_new_password", next=request.args.get("next")))
+    session.pop("password_change", None)
     session.permanent = True
     session[STAFF_SEEN] = clock.now().timestamp()  # the idle timeout counts from here
     device = devices.open_session(db.session(), now=clock.now(), user_agent=request.user_agent.string,
@@ -159,6 +166,33 @@ def staff_totp_setup():
     uri = auth.pyotp.TOTP(secret).provisioning_uri(name=staff.email, issuer_name="Hetrombopag diary")
     qr_svg = segno.make(uri, error="m").svg_inline(scale=5, title=_("Scan with your authenticator app"))
     return render_template("auth/staff_totp_setup.html", form=form, secret=secret, qr_svg=qr_svg), status
+
+
+@bp.route("/staff/login/new-password", methods=["GET", "POST"])
+@login_limit
+def staff_new_password():
+    """A password change required by an admin, after both factors and before any session."""
+    from diary.services import administration
+
+    pending = session.get("password_change")
+    staff = db.session().get(StaffUser, pending[0]) if pending else None
+    if (staff is None or staff.auth_version != pending[1] or not staff.is_active
+            or clock.now().timestamp() - pending[2] > PENDING_MINUTES * 60):
+        session.pop("password_change", None)
+        return redirect(url_for("auth.staff_login"))
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            administration.change_own_password(db.session(), staff, new_password=form.password.data,
+                                               now=clock.now())
+        except administration.AdminError:
+            db.session().rollback()
+            form.password.errors = [_("Choose a password different from the one you were given.")]
+            return render_template("auth/staff_new_password.html", form=form), 400
+        db.session().commit()
+        flash(_("Your new password is set."), "success")
+        return _finish_staff_login(staff)
+    return render_template("auth/staff_new_password.html", form=form)
 
 
 def _end_this_device() -> None:

@@ -64,7 +64,8 @@ def handle_inbound(session: Session, cipher: DataCipher, cfg: StudyConfig, *, si
     except InvalidPhone:
         number = from_
     lookup = cipher.lookup_hash(number)
-    participant = session.exec(select(Participant).where(Participant.phone_hash == lookup)).first()
+    participant = session.exec(select(Participant).where(
+        Participant.phone_hash.in_(cipher.lookup_hashes(number)))).first()
     inbound = InboundMessage(provider_sid=sid[:64], from_hash=lookup, from_enc=cipher.encrypt(number),
                              body=body[:1600], participant_id=participant.id if participant else None,
                              received_at=now)

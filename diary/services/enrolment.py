@@ -62,7 +62,7 @@ def enroll(
     except ValueError:
         raise EnrolmentError("phone", "invalid") from None
     lookup = cipher.lookup_hash(e164)
-    if session.exec(select(Participant.id).where(Participant.phone_hash == lookup)).first():
+    if session.exec(select(Participant.id).where(Participant.phone_hash.in_(cipher.lookup_hashes(e164)))).first():
         raise EnrolmentError("phone", "taken")
 
     participant = Participant(

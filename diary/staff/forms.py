@@ -139,3 +139,21 @@ class DoseCorrectionForm(FlaskForm):
 
 class SymptomCorrectionForm(FlaskForm):
     reason = TextAreaField(_l("Reason for the correction"), validators=REASON)
+
+
+class ContactForm(FlaskForm):
+    """A correction of the participant's own number or language (issue 14, item 2)."""
+
+    phone = StringField(_l("Mobile phone number"), validators=[DataRequired(), Length(max=32)],
+                        render_kw={"inputmode": "tel", "autocomplete": "off"})
+    language = SelectField(_l("Language"), choices=options([("zh", "中文"), ("en", "English")]))
+    reason = TextAreaField(_l("Reason for the correction"), validators=REASON)
+
+
+class EmergencyContactForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[Length(max=200)], render_kw={"autocomplete": "off"})
+    relation = StringField(_l("Relation to the participant"), validators=[Length(max=64)],
+                           render_kw={"autocomplete": "off"})
+    phone = StringField(_l("Phone number"), validators=[Length(max=32)],
+                        render_kw={"inputmode": "tel", "autocomplete": "off"})
+    reason = TextAreaField(_l("Reason"), validators=REASON)

@@ -3,8 +3,10 @@
 
 from diary.staff import (  # noqa: F401 - routes
     accountability,
+    admin,
     adverse_events,
     conmeds,
+    contacts,
     courses,
     dashboard,
     decisions,

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.usefixtures("english"), pytest.mark.any_db]
 SCOPED_GETS = [
     "/staff/participants/{pa}", "/staff/participants/{pa}/audit", "/staff/courses/{course}/decision",
     "/staff/courses/{course}/decision?lab={lab}", "/staff/labs/{lab}/correct", "/staff/screenings/{screening}",
-    "/staff/symptoms/{report}/correct",
+    "/staff/symptoms/{report}/correct", "/staff/participants/{pa}/contact",
 ]
 LIST_GETS = ["/staff/", "/staff/adherence", "/staff/flags", "/staff/screenings", "/staff/screenings/new"]
 EXPORT = ["/staff/export"]
@@ -34,6 +34,8 @@ SCOPED_POSTS = [
     "/staff/courses/{course}/labs", "/staff/courses/{course}/doses", "/staff/courses/{course}/decision",
     "/staff/labs/{lab}/correct", "/staff/flags/{flag}/acknowledge", "/staff/screenings/{screening}/enrol",
     "/staff/symptoms/{report}/correct", "/staff/courses/{course}/void", "/staff/courses/{course}/end-early",
+    "/staff/participants/{pa}/phone/participant", "/staff/participants/{pa}/contact",
+    "/staff/participants/{pa}/emergency-contact",
 ]
 ALL_GETS = SCOPED_GETS + LIST_GETS + EXPORT + INVESTIGATOR_GETS
 ALL_POSTS = SCOPED_POSTS + ["/staff/export", "/staff/screenings/new"]
