@@ -51,7 +51,7 @@ class LogFact(NamedTuple):
     taken_at: datetime | None = None
     source: str = "participant"
     received_at: datetime | None = None
-    fasting: bool | None = None
+    fasting: str | None = None  # yes | no | unsure; None: not said
     reason: str | None = None
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary import audit, course_record, study
-from diary.models import Course, DoseLog, Participant, course_not_voided
+from diary.models import FASTING, Course, DoseLog, Participant, course_not_voided
 from diary.services.course_records import is_current, load_record
 from diary.services.flags import raise_flag
 from diary.study import DoseStatus, StudyConfig
@@ -27,6 +27,20 @@ class DoseLogError(ValueError):
     def __init__(self, code: str):
         super().__init__(code)
         self.code = code
+
+
+def fasting_answer(value: object) -> str | None:
+    """'yes', 'no' or 'unsure' from a form, a JSON body or a queued record; None when not given.
+
+    A phone queue written by the earlier page sends true (tapped "empty stomach") or false (not
+    tapped, i.e. not said). Anything else is refused (DoseLogError 'bad_fasting')."""
+    if value is None or value == "" or value is False:
+        return None
+    if value is True:
+        return "yes"
+    if isinstance(value, str) and value in FASTING:
+        return value
+    raise DoseLogError("bad_fasting")
 
 
 def course_for(session: Session, participant: Participant, today: date, cfg: StudyConfig) -> Course | None:
@@ -57,7 +71,7 @@ def log_dose(
     now: datetime,
     taken_at: datetime | None = None,
     reason: str | None = None,
-    fasting: bool | None = None,
+    fasting: str | None = None,
     staff_id: int | None = None,
     correction_reason: str | None = None,
 ) -> DoseLog:
@@ -77,6 +91,8 @@ def log_dose(
         raise DoseLogError("no_such_day")
     if outcome not in ("taken", "not_taken", "retracted"):
         raise DoseLogError("bad_outcome")
+    if fasting is not None and (fasting not in FASTING or outcome != "taken"):
+        raise DoseLogError("bad_fasting")
 
     plan = course_record.course_days(load_record(session, course.id), cfg, now)[day - 1]
     head = _head(session, course.id, day)

@@ -43,6 +43,8 @@ ADC_DRUG = {
     "trastuzumab_rezetecan": _l("trastuzumab rezetecan (SHR-A1811)"),
     "other": _l("other"),
 }
+FASTING = {"yes": _l("on an empty stomach"), "no": _l("not on an empty stomach"),
+           "unsure": _l("empty stomach not sure")}
 SOURCE = {"participant": _l("participant"), "staff": _l("staff"), "sms": _l("SMS reply")}
 SEVERITY = {"mild": _l("mild"), "moderate": _l("moderate"), "severe": _l("severe"),
             "not_stated": _l("severity not stated")}
