@@ -233,7 +233,9 @@ class CourseDay:
     status: DoseStatus
     draw_day: bool
     log: LogFact | None
-    may_log: bool  # the participant may still record it themselves
+    # The participant may still record it themselves: from its date until the cutoff. A held day
+    # too, but only as taken (it happened; staff are told): issue 10, item 10.
+    may_log: bool
     cutoff: datetime
 
 
@@ -249,7 +251,7 @@ def course_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[C
         days.append(CourseDay(
             day=day, date=on, dose_mg=mg[index], tablets=study.tablet_count(mg[index], cfg), status=status,
             draw_day=study.is_draw_day(day, cfg), log=record.log(day),
-            may_log=mg[index] > 0 and status is not DoseStatus.ENDED and today >= on and now < limit,
+            may_log=status is not DoseStatus.ENDED and today >= on and now < limit,
             cutoff=limit,
         ))
     return days

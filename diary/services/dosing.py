@@ -103,7 +103,10 @@ def log_dose(
             raise DoseLogError("reason_required")
     else:
         if not plan.may_log:
-            raise DoseLogError("held" if plan.dose_mg == 0 else "outside_window")
+            raise DoseLogError("outside_window")
+        if plan.status is DoseStatus.HELD and outcome == "not_taken":
+            # Nothing was prescribed: there is no dose to skip. Tablets taken anyway are recorded.
+            raise DoseLogError("held")
         if outcome == "retracted":
             if current is None:
                 raise DoseLogError("nothing_to_undo")
@@ -158,6 +161,14 @@ def log_dose(
         participant_id=participant.id, at=now, reason=correction_reason,
         before=_snapshot(head) if head else None, after=_snapshot(log),
     )
+    if outcome == "taken" and plan.status is DoseStatus.HELD:
+        # Issue 10, item 10: recorded as taken with the prescription in force (0 mg, 0 tablets), so
+        # the record keeps its meaning; staff are told, and the deviation scan proposes it
+        # (records.course_deviations: held_dose).
+        raise_flag(session, key=f"dose_on_held_day:{course.id}:{day}", kind="dose_on_held_day",
+                   site_id=participant.site_id, participant_id=participant.id, now=now,
+                   detail=f"Tablets reported taken on course day {day}, a day held (0 mg) by a signed "
+                          "decision: proposed protocol deviation")
     if outcome == "taken" and plan.status is DoseStatus.PAUSED:
         # Issue 10, item 10: recorded as taken (it happened), shown to staff, proposed as a deviation.
         raise_flag(session, key=f"dose_in_pause:{log.id}", kind="dose_in_pause", site_id=participant.site_id,

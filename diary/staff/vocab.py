@@ -24,6 +24,7 @@ FLAG_KIND = {
     "accountability": _l("Tablet count discrepancy"),
     "participant_message": _l("Message from participant"),
     "dose_in_pause": _l("Dose taken during a review pause"),
+    "dose_on_held_day": _l("Dose taken on a held day"),
 }
 PAUSE_CAUSE = {
     "danger_symptom": _l("opened by a danger symptom report"),
