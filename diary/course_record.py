@@ -257,6 +257,28 @@ def course_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[C
     return days
 
 
+class ClosePair(NamedTuple):
+    """Two neighbouring days whose doses were logged taken too close together."""
+
+    earlier: int
+    later: int
+    hours: float
+
+
+def doses_too_close(record: CourseRecord, cfg: StudyConfig) -> list[ClosePair]:
+    """Neighbouring course days whose current logs say taken less than cfg.min_hours_between_doses
+    apart, by their stated times (study.too_close): a possible double dose."""
+    taken = {day: log.taken_at for day, log in (record.logs or {}).items()
+             if log.outcome == "taken" and log.taken_at is not None}
+    pairs = []
+    for day in sorted(taken):
+        if day + 1 in taken:
+            gap = study.too_close(taken[day], taken[day + 1], cfg.min_hours_between_doses)
+            if gap is not None:
+                pairs.append(ClosePair(day, day + 1, gap))
+    return pairs
+
+
 def missed_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[int]:
     """Prescribed days nothing was logged for by the cutoff (paused and held days never are)."""
     return [i + 1 for i, s in enumerate(day_statuses(record, cfg, now)) if s is DoseStatus.MISSED]

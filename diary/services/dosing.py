@@ -6,12 +6,14 @@ corrections; the rules it applies come from diary/study.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary import audit, course_record, study
+from diary.course_record import CourseRecord, LogFact
 from diary.models import FASTING, Course, DoseLog, Participant, course_not_voided
 from diary.services.course_records import is_current, load_record
 from diary.services.flags import raise_flag
@@ -94,7 +96,8 @@ def log_dose(
     if fasting is not None and (fasting not in FASTING or outcome != "taken"):
         raise DoseLogError("bad_fasting")
 
-    plan = course_record.course_days(load_record(session, course.id), cfg, now)[day - 1]
+    record = load_record(session, course.id)
+    plan = course_record.course_days(record, cfg, now)[day - 1]
     head = _head(session, course.id, day)
     current = head if head is not None and head.outcome != "retracted" else None
 
@@ -161,6 +164,8 @@ def log_dose(
         participant_id=participant.id, at=now, reason=correction_reason,
         before=_snapshot(head) if head else None, after=_snapshot(log),
     )
+    if outcome == "taken":
+        _flag_doses_too_close(session, cfg, record, participant, log, now)
     if outcome == "taken" and plan.status is DoseStatus.HELD:
         # Issue 10, item 10: recorded as taken with the prescription in force (0 mg, 0 tablets), so
         # the record keeps its meaning; staff are told, and the deviation scan proposes it
@@ -176,6 +181,22 @@ def log_dose(
                    detail=f"Tablets reported taken on course day {day} during a clinical-review pause: "
                           "proposed protocol deviation")
     return log
+
+
+def _flag_doses_too_close(session: Session, cfg: StudyConfig, record: CourseRecord, participant: Participant,
+                          log: DoseLog, now: datetime) -> None:
+    """Issue 10, finding 2: one staff flag per pair of neighbouring days whose current logs say taken
+    less than cfg.min_hours_between_doses apart (course_record.doses_too_close), from any channel."""
+    logs = dict(record.logs or {})
+    logs[log.course_day] = LogFact(log.id, log.course_day, log.outcome, log.taken_at, log.source, log.received_at,
+                                   log.fasting, log.reason)
+    for pair in course_record.doses_too_close(replace(record, logs=logs, outcomes=None), cfg):
+        if log.course_day in (pair.earlier, pair.later):
+            raise_flag(session, key=f"doses_too_close:{record.course_id}:{pair.earlier}:{pair.later}",
+                       kind="doses_too_close", site_id=participant.site_id, participant_id=participant.id, now=now,
+                       detail=f"Cycle {record.cycle} days {pair.earlier} and {pair.later}: doses logged taken "
+                              f"{pair.hours:.1f} h apart (less than {cfg.min_hours_between_doses:g} h): "
+                              "possible double dose")
 
 
 def _head(session: Session, course_id: int, day: int) -> DoseLog | None:

@@ -25,6 +25,7 @@ FLAG_KIND = {
     "participant_message": _l("Message from participant"),
     "dose_in_pause": _l("Dose taken during a review pause"),
     "dose_on_held_day": _l("Dose taken on a held day"),
+    "doses_too_close": _l("Two doses too close together"),
 }
 PAUSE_CAUSE = {
     "danger_symptom": _l("opened by a danger symptom report"),
