@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from diary.models import DoseLog, Flag
 from tests.e2e.conftest import axe_violations, screenshot
-from tests.e2e.test_patient_diary import at_local_nine, sign_in, wait_for
+from tests.e2e.test_patient_diary import at_local_nine, controlled_by_the_worker, sign_in, wait_for
 
 RULE = "Record this only if you already took it. If you missed a dose, skip it and never take two doses in one day."
 
@@ -58,3 +58,20 @@ def test_yesterdays_card_never_invites_a_dose_and_a_double_dose_is_flagged(
     assert [(log.course_day, log.fasting) for log in _logs(app)] == [(2, "unsure"), (3, None)]
     assert axe_violations(page) == []
     assert console_errors == []
+
+
+def test_an_offline_check_off_keeps_the_empty_stomach_answer(page, context, live_server, world, app, clock):
+    """Issue 10, item 11, on the phone's queue (static/app.js): "No, I had eaten" survives offline."""
+    at_local_nine(clock)
+    sign_in(page, live_server, world)
+    controlled_by_the_worker(page)
+    context.set_offline(True)
+    page.goto(f"{live_server.url}/")  # served by the service worker from its cache
+    today = page.locator(f"#day-{world.courses['pa'].id}-3")
+    today.get_by_label("No, I had eaten").first.check()
+    today.get_by_role("button", name="I took it", exact=True).click()
+    expect(today.locator(".notice")).to_have_text("Saved on this phone. It will be sent when you are online.")
+    assert _logs(app) == []
+    context.set_offline(False)
+    [log] = wait_for(lambda: _logs(app))
+    assert (log.course_day, log.outcome, log.fasting) == (3, "taken", "no")
