@@ -317,6 +317,7 @@ class Flag(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, unique=True)
     # missed_dose | danger_symptom | overdue_lab | sms_failed | opt_out | urgent_plt | participant_message
+    # | dose_in_pause | dose_on_held_day | doses_too_close (labels: staff/vocab.FLAG_KIND)
     kind: str = Field(max_length=32)
     site_id: int = Field(foreign_key="site.id", index=True)
     participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
