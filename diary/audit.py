@@ -124,6 +124,21 @@ def row_fingerprint(values: dict[str, Any]) -> str:
     return mac(json.dumps(canonical, sort_keys=True, ensure_ascii=False, default=str).encode())
 
 
+# Clinical rows a migration converted in place, and the form they had when an event fingerprinted
+# them: such a row verifies in its current form or in its form before the conversion, so an upgrade
+# does not read as tampering while any other change still does. Migration 9d4e2b7c1a30 turned
+# DoseLog.fasting True/False into 'yes'/'no' (issue 10, item 11).
+LEGACY_ROW_FORMS: dict[str, tuple] = {
+    "DoseLog": (lambda row: {**row, "fasting": {"yes": True, "no": False}.get(row["fasting"], row["fasting"])},),
+}
+
+
+def row_matches(entity: str, row: dict[str, Any], fingerprint: str) -> bool:
+    """Whether a clinical row is the one its audit event fingerprinted (LEGACY_ROW_FORMS aside)."""
+    forms = (dict(row), *(form(dict(row)) for form in LEGACY_ROW_FORMS.get(entity, ())))
+    return any(hmac.compare_digest(fingerprint, row_fingerprint(form)) for form in forms)
+
+
 def _stored_row_hash(session: Session, entity: str, entity_id: str | None) -> str | None:
     model = CLINICAL.get(entity)
     if model is None or entity_id is None or not str(entity_id).isdigit():
@@ -264,7 +279,7 @@ def _check_clinical_rows(session: Session, named: dict[tuple[str, str], str | No
             present.add(key)
             if key not in named:
                 return f"{name} {row['id']} is a row without an audit event"
-            if named[key] is not None and not hmac.compare_digest(named[key], row_fingerprint(dict(row))):
+            if named[key] is not None and not row_matches(name, row, named[key]):
                 return f"{name} {row['id']} was changed after its audit event"
     for (name, row_id), row_hash in named.items():
         if row_hash is not None and (name, row_id) not in present:

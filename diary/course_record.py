@@ -51,7 +51,7 @@ class LogFact(NamedTuple):
     taken_at: datetime | None = None
     source: str = "participant"
     received_at: datetime | None = None
-    fasting: bool | None = None
+    fasting: str | None = None  # yes | no | unsure; None: not said
     reason: str | None = None
 
 
@@ -249,7 +249,9 @@ class CourseDay:
     status: DoseStatus
     draw_day: bool
     log: LogFact | None
-    may_log: bool  # the participant may still record it themselves
+    # The participant may still record it themselves: from its date until the cutoff. A held day
+    # too, but only as taken (it happened; staff are told): issue 10, item 10.
+    may_log: bool
     cutoff: datetime
 
 
@@ -265,10 +267,32 @@ def course_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[C
         days.append(CourseDay(
             day=day, date=on, dose_mg=mg[index], tablets=study.tablet_count(mg[index], cfg), status=status,
             draw_day=study.is_draw_day(day, cfg), log=record.log(day),
-            may_log=mg[index] > 0 and status is not DoseStatus.ENDED and today >= on and now < limit,
+            may_log=status is not DoseStatus.ENDED and today >= on and now < limit,
             cutoff=limit,
         ))
     return days
+
+
+class ClosePair(NamedTuple):
+    """Two neighbouring days whose doses were logged taken too close together."""
+
+    earlier: int
+    later: int
+    hours: float
+
+
+def doses_too_close(record: CourseRecord, cfg: StudyConfig) -> list[ClosePair]:
+    """Neighbouring course days whose current logs say taken less than cfg.min_hours_between_doses
+    apart, by their stated times (study.too_close): a possible double dose."""
+    taken = {day: log.taken_at for day, log in (record.logs or {}).items()
+             if log.outcome == "taken" and log.taken_at is not None}
+    pairs = []
+    for day in sorted(taken):
+        if day + 1 in taken:
+            gap = study.too_close(taken[day], taken[day + 1], cfg.min_hours_between_doses)
+            if gap is not None:
+                pairs.append(ClosePair(day, day + 1, gap))
+    return pairs
 
 
 def missed_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[int]:

@@ -149,7 +149,7 @@ def _past_doses(s, cfg, p, course, day_today, now) -> None:
         if course_record.doses(load_record(s, course.id), cfg)[day - 1] == 0:
             continue
         dosing.log_dose(s, cfg, participant=p, course=course, day=day, outcome="taken",
-                        taken_at=taken_at, fasting=True, client_key=key, source="staff", now=now,
+                        taken_at=taken_at, fasting="yes", client_key=key, source="staff", now=now,
                         staff_id=p.enrolled_by, correction_reason="demo: entered from the paper diary")
 
 

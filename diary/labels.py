@@ -8,6 +8,8 @@ from flask_babel import lazy_gettext as _l
 DOSE_STATUS = {
     "upcoming": _l("Coming up"),
     "due": _l("To take"),
+    # An earlier day still open for late logging: never "to take" (issue 10, finding 2).
+    "due_earlier": _l("Not recorded yet"),
     "taken": _l("Taken"),
     "not_taken": _l("Not taken"),
     "missed": _l("Missed"),

@@ -21,6 +21,8 @@ LANGUAGES = ("zh", "en")
 PARTICIPANT_STATUSES = ("active", "withdrawn", "completed")
 DOSE_OUTCOMES = ("taken", "not_taken", "retracted")
 SOURCES = ("participant", "staff", "sms")
+# Whether a dose was taken on an empty stomach (issue 10, item 11); None: the participant did not say.
+FASTING = ("yes", "no", "unsure")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -235,6 +237,7 @@ class DoseLog(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint(_in("outcome", DOSE_OUTCOMES), name="ck_doselog_outcome"),
         CheckConstraint(_in("source", SOURCES), name="ck_doselog_source"),
+        CheckConstraint(_in("fasting", FASTING), name="ck_doselog_fasting"),
         Index("ix_doselog_course_day", "course_id", "course_day"),
         # One chain of records per (course, day): one first record, and (supersedes_id is unique)
         # each record superseded at most once, so a day has at most one current log even when
@@ -249,7 +252,7 @@ class DoseLog(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     taken_at: datetime | None = instant(default=None)  # the time the participant states
     reason: str | None = Field(default=None, max_length=32)  # why not taken
-    fasting: bool | None = None
+    fasting: str | None = Field(default=None, max_length=8)  # yes | no | unsure; None: not said
     note: str | None = Field(default=None, max_length=500)
     # The prescription in force when the record was made (issue 10, item 9): a later decision must
     # never change what a past log meant. None on records made before this was kept.
@@ -331,6 +334,7 @@ class Flag(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, unique=True)
     # missed_dose | danger_symptom | overdue_lab | sms_failed | opt_out | urgent_plt | participant_message
+    # | dose_in_pause | dose_on_held_day | doses_too_close (labels: staff/vocab.FLAG_KIND)
     kind: str = Field(max_length=32)
     site_id: int = Field(foreign_key="site.id", index=True)
     participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)

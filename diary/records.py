@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from diary.study import _bool, _int, _list_of, _require, _str, _table_of, read_toml
+from diary.study import _bool, _int, _list_of, _require, _str, _table_of, read_toml, too_close
 
 DEFAULT_RECORDS_PATH = Path(__file__).with_name("records.toml")
 TERM_CATEGORIES = ("bleeding", "thrombosis", "liver")
@@ -97,12 +97,10 @@ class ConmedRule:
 @dataclass(frozen=True)
 class DeviationRules:
     categories: tuple[str, ...] = ()
-    min_hours_between_doses: int = 12
     missed_draw_grace_days: int = 1
 
     def __post_init__(self) -> None:
         _require(len(self.categories) > 0, "deviations.categories", "must not be empty")
-        _require(self.min_hours_between_doses > 0, "deviations.min_hours_between_doses", "must be > 0")
         _require(self.missed_draw_grace_days >= 0, "deviations.missed_draw_grace_days", "must be ≥ 0")
 
 
@@ -123,8 +121,7 @@ _READ = _table_of(RecordsConfig, {
             "key": _str, "category": _str, "label_en": _str, "label_zh": _str,
             "symptoms": _list_of(_str), "from_plt": _bool})),
     }),
-    "deviations": _table_of(DeviationRules, {"categories": _list_of(_str), "min_hours_between_doses": _int,
-                                             "missed_draw_grace_days": _int}),
+    "deviations": _table_of(DeviationRules, {"categories": _list_of(_str), "missed_draw_grace_days": _int}),
     "conmeds": _list_of(_table_of(ConmedRule, {
         "key": _str, "level": _str, "label_en": _str, "label_zh": _str, "match": _list_of(_str),
         "window_days": _int, "source": _str})),
@@ -255,9 +252,10 @@ class DayRecord:
 
 
 def course_deviations(course_id: int, cycle: int, days: list[DayRecord], today: date,
-                      rules: DeviationRules) -> list[ProposedDeviation]:
-    """What the diary can see: a dose on a held or paused day, two doses too close, a dose logged
-    outside its day, a draw day without a result after the grace days."""
+                      rules: DeviationRules, min_hours_between_doses: float) -> list[ProposedDeviation]:
+    """What the diary can see: a dose on a held or paused day, two doses too close (study.too_close,
+    study.toml min_hours_between_doses), a dose logged outside its day, a draw day without a result
+    after the grace days."""
     found = []
     previous: DayRecord | None = None
     for d in days:
@@ -274,13 +272,14 @@ def course_deviations(course_id: int, cycle: int, days: list[DayRecord], today: 
                     f"outside_day:{course_id}:{d.day}", "dosing", d.taken_at_local.date(),
                     f"Cycle {cycle} day {d.day}: dose taken on {d.taken_at_local.date().isoformat()}, "
                     f"outside its day"))
-            if previous is not None and previous.taken_at_local is not None:
-                gap = (d.taken_at_local - previous.taken_at_local).total_seconds() / 3600
-                if gap < rules.min_hours_between_doses:
-                    found.append(ProposedDeviation(
-                        f"too_close:{course_id}:{d.day}", "dosing", d.taken_at_local.date(),
-                        f"Cycle {cycle} days {previous.day} and {d.day}: doses {gap:.1f} h apart "
-                        f"(less than {rules.min_hours_between_doses} h)"))
+            gap = None
+            if previous is not None and previous.day == d.day - 1 and previous.taken_at_local is not None:
+                gap = too_close(previous.taken_at_local, d.taken_at_local, min_hours_between_doses)
+            if gap is not None:
+                found.append(ProposedDeviation(
+                    f"too_close:{course_id}:{d.day}", "dosing", d.taken_at_local.date(),
+                    f"Cycle {cycle} days {previous.day} and {d.day}: doses {gap:.1f} h apart "
+                    f"(less than {min_hours_between_doses:g} h)"))
         if d.draw_day and not d.has_result and (today - d.date).days > rules.missed_draw_grace_days:
             found.append(ProposedDeviation(f"missed_draw:{course_id}:{d.day}", "missed_assessment", d.date,
                                            f"Cycle {cycle} day {d.day}: no blood count for the draw day"))

@@ -123,6 +123,11 @@ class StudyConfig:
     adc_drugs: tuple[str, ...] = (
         "trastuzumab_deruxtecan", "trastuzumab_emtansine", "sacituzumab_govitecan",
         "disitamab_vedotin", "datopotamab_deruxtecan", "trastuzumab_rezetecan", "other")
+    # The protocol's missed-dose rule in both languages, and the least gap between two doses
+    # (issue 10, finding 2; CLINICAL-NOTES "Missed dose").
+    missed_dose_rule_en: str = "If you missed a dose, skip it and never take two doses in one day."
+    missed_dose_rule_zh: str = "如果漏服了，请跳过这一次，一天内切勿服用两次海曲泊帕。"
+    min_hours_between_doses: float = 12
 
     def __post_init__(self) -> None:
         try:
@@ -159,6 +164,8 @@ class StudyConfig:
                  "draw_window_days", "must be ≥ 0 and less than half the gap between draw days")
         _require(self.undo_minutes >= 0, "undo_minutes", "must be ≥ 0")
         _require(self.infusion_date_warn_days >= 1, "infusion_date_warn_days", "must be ≥ 1")
+        _require(0 < self.min_hours_between_doses < 24, "min_hours_between_doses",
+                 "must be > 0 and < 24 (one dose a day)")
         for name, values in (("draw_days", self.draw_days), ("dose_levels_mg", levels),
                              ("symptoms", [s.key for s in self.symptoms]),
                              ("not_taken_reasons", self.not_taken_reasons),
@@ -177,8 +184,14 @@ class StudyConfig:
         raise KeyError(key)
 
     def advice(self, lang: str) -> tuple[str, ...]:
-        """Administration advice: Chinese for 'zh' (or 'zh-…'), otherwise English."""
-        return self.advice_zh if lang.lower().startswith("zh") else self.advice_en
+        """Administration advice, ending with the missed-dose rule: Chinese for 'zh' (or 'zh-…'),
+        otherwise English."""
+        lines = self.advice_zh if lang.lower().startswith("zh") else self.advice_en
+        return (*lines, self.missed_dose_rule(lang))
+
+    def missed_dose_rule(self, lang: str) -> str:
+        """The protocol's missed-dose rule (default: skip, never double), in the page's language."""
+        return self.missed_dose_rule_zh if lang.lower().startswith("zh") else self.missed_dose_rule_en
 
 
 def _is_whole(quotient: float) -> bool:
@@ -261,7 +274,8 @@ _READ_CONFIG = _table_of(StudyConfig, {
                                              "label_en": _str, "label_zh": _str,
                                              "emergency_first": _bool})),
     "not_taken_reasons": _STRINGS, "advice_en": _STRINGS, "advice_zh": _STRINGS,
-    "adc_drugs": _STRINGS,
+    "adc_drugs": _STRINGS, "missed_dose_rule_en": _str, "missed_dose_rule_zh": _str,
+    "min_hours_between_doses": _num,
 })
 
 
@@ -325,6 +339,14 @@ def date_of_day(day1: date, day: int, cfg: StudyConfig) -> date:
     if not 1 <= day <= cfg.course_length_days:
         raise ValueError(f"course day {day} is outside 1..{cfg.course_length_days}")
     return day1 + timedelta(days=day - 1)
+
+
+def too_close(earlier: datetime, later: datetime, min_hours: float) -> float | None:
+    """The hours between two doses' stated times when they are less than `min_hours` apart (a
+    possible double dose, issue 10 finding 2), else None. Either order: a late-logged dose may be
+    stated after the next day's."""
+    gap = abs((later - earlier).total_seconds()) / 3600
+    return gap if gap < min_hours else None
 
 
 def is_draw_day(day: int, cfg: StudyConfig) -> bool:

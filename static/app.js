@@ -97,7 +97,7 @@
     var body = {
       client_key: f.get("client_key"), course_id: Number(card.dataset.course || action.split("/")[2]),
       day: Number(card.dataset.day || action.split("/")[4]), outcome: outcome,
-      taken_at: new Date().toISOString(), fasting: f.get("fasting") === "yes", reason: f.get("reason")
+      taken_at: new Date().toISOString(), fasting: f.get("fasting") || null, reason: f.get("reason")
     };
     if (f.get("taken_time")) { body.taken_on = f.get("taken_on"); body.taken_time = f.get("taken_time"); }
     return { client_key: body.client_key, url: "/sync/dose", body: body, queued_at: body.taken_at };

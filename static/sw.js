@@ -3,7 +3,9 @@
    other session's pages are deleted as soon as the network shows a different person, or nobody.
    Sign-out also sends Clear-Site-Data, which empties every cache. */
 "use strict";
-var SHELL = "shell-v1";
+// Bump when a shell file changes: a phone keeps the old copies until the worker installs anew
+// (v2: app.js sends the fasting answer as yes / no / unsure).
+var SHELL = "shell-v2";
 var SHELL_FILES = ["/static/app.css", "/static/app.js", "/static/vendor/htmx-2.0.11.min.js",
   "/static/icons/icon.svg", "/static/icons/icon-192.png", "/static/offline.html"];
 

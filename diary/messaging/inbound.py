@@ -36,14 +36,33 @@ TAKEN_YESTERDAY = frozenset({"yesterday", "昨天"})
 STOP = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td"})
 START = frozenset({"start", "unstop", "订阅"})
 HELP = frozenset({"help", "info", "帮助"})
+# A "taken" reply may add whether the dose was taken on an empty stomach (texts.reply_help says how):
+# "1 F" / "1 空腹" yes, "1 NF" / "1 非空腹" no, "1 ?" / "1 不确定" not sure. Longest first: "nf" before "f".
+FASTING_WORDS = (("未空腹", "no"), ("非空腹", "no"), ("不空腹", "no"), ("不确定", "unsure"), ("空腹", "yes"),
+                 ("nf", "no"), ("f", "yes"), ("?", "unsure"), ("？", "unsure"))
 # A reply that arrives an hour late answers a question nobody remembers asking.
 REPLY_VALID_FOR = timedelta(hours=1)
+
+
+def _word(body: str) -> str:
+    return "".join(body.split()).strip("。.!！").casefold()
+
+
+def fasting_in(body: str) -> str | None:
+    """The empty-stomach answer a "taken" reply carries ("1 F" → 'yes'), else None."""
+    word = _word(body)
+    for suffix, answer in FASTING_WORDS:
+        if word.endswith(suffix) and word[:-len(suffix)] in TAKEN:
+            return answer
+    return None
 
 
 def meaning(body: str) -> str:
     """'taken', 'taken_today', 'taken_yesterday', 'stop', 'start', 'help' or 'other' for a reply,
     whatever its case and spacing."""
-    word = "".join(body.split()).strip("。.!！").casefold()
+    word = _word(body)
+    if fasting_in(body) is not None:
+        return "taken"
     for name, words in (("taken", TAKEN), ("taken_today", TAKEN_TODAY), ("taken_yesterday", TAKEN_YESTERDAY),
                         ("stop", STOP), ("start", START), ("help", HELP)):
         if word in words:
@@ -89,7 +108,7 @@ def handle_inbound(session: Session, cipher: DataCipher, cfg: StudyConfig, *, si
         _reply(session, cipher, participant, sid, texts.reply_opted_in(participant.language), now)
     elif kind.startswith("taken"):
         named = {"taken_today": 0, "taken_yesterday": -1}.get(kind)
-        inbound.handled_as = _log_taken(session, cipher, cfg, participant, sid, now, named)
+        inbound.handled_as = _log_taken(session, cipher, cfg, participant, sid, now, named, fasting_in(body))
     elif kind == "other" and body.strip():
         inbound.handled_as = _forward_to_staff(session, cipher, participant, sid, body, now)
     else:
@@ -101,7 +120,7 @@ def handle_inbound(session: Session, cipher: DataCipher, cfg: StudyConfig, *, si
 
 
 def _log_taken(session: Session, cipher: DataCipher, cfg: StudyConfig, participant: Participant,
-               sid: str, now: datetime, named: int | None) -> str:
+               sid: str, now: datetime, named: int | None, fasting: str | None = None) -> str:
     """Log a "taken" reply for the day the one rule picks (course_record.day_for_log): the day the
     participant names, else the day the latest reminder asked about if still open, else the only
     open day; when yesterday and today are both open and nothing says which, ask."""
@@ -122,7 +141,7 @@ def _log_taken(session: Session, cipher: DataCipher, cfg: StudyConfig, participa
         if day is not None:
             try:
                 dosing.log_dose(session, cfg, participant=participant, course=course, day=day, outcome="taken",
-                                client_key=sid[:64], source="sms", now=now, taken_at=now)
+                                client_key=sid[:64], source="sms", now=now, taken_at=now, fasting=fasting)
             except dosing.DoseLogError as exc:
                 log.info("SMS dose reply not recorded: %s", exc.code)
             else:

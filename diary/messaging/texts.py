@@ -99,8 +99,9 @@ def reply_nothing_due(lang: str, *, phone: str) -> str:
 
 
 def reply_help(lang: str, *, phone: str) -> str:
-    return _render(lang, _l("Study diary: reply 1 when you have taken today's dose, STOP to end texts. "
-                            "Questions: %(phone)s", phone=phone))
+    # "1 F": the reply syntax inbound.FASTING_WORDS reads (taken, on an empty stomach).
+    return _render(lang, _l("Study diary: reply 1 when you have taken today's dose (1 F if on an empty "
+                            "stomach), STOP to end texts. Questions: %(phone)s", phone=phone))
 
 
 def reply_forwarded(lang: str, *, phone: str, emergency: str) -> str:

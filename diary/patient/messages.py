@@ -13,6 +13,7 @@ DOSE_ERRORS = {
     "time_before_day": _l("That time is before this day began. Please check the day and the time."),
     "bad_time": _l("Please enter the time as hours and minutes, for example 07:30."),
     "reason_required": _l("Please choose a reason."),
+    "bad_fasting": _l("Please answer the empty-stomach question with yes, no or not sure."),
 }
 
 SYMPTOM_ERRORS = {

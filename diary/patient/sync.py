@@ -74,7 +74,7 @@ def sync_dose():
             db.session(), cfg(), participant=me(), course=course, day=day,
             outcome=str(data.get("outcome")), client_key=data.get("client_key"), now=now,
             taken_at=taken_at, reason=data.get("reason"),
-            fasting=data.get("fasting") is True or None,
+            fasting=data.get("fasting"),
         )
     except DoseLogError as error:
         db.session().rollback()

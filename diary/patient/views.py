@@ -77,7 +77,7 @@ def _act(course_id: int, day: int, outcome: str):
             db.session(), cfg(), participant=me(), course=_own_course_or_404(course_id), day=day,
             outcome=outcome,
             client_key=form.get("client_key"), now=now, taken_at=taken_at,
-            reason=form.get("reason"), fasting=form.get("fasting") == "yes" or None,
+            reason=form.get("reason"), fasting=form.get("fasting"),
         )
     except DoseLogError as error:
         db.session().rollback()

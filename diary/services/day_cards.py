@@ -165,11 +165,12 @@ def stated_time(taken_on: str | None, at: str | None, tz: str) -> datetime:
 def log_from_diary(session: Session, cfg: StudyConfig, *, participant: Participant, course: Course,
                    day: int, outcome: str, client_key: str | None, now: datetime,
                    taken_at: datetime | None = None, reason: str | None = None,
-                   fasting: bool | None = None) -> DoseLog:
-    """A participant's own log from the page or offline sync; the caller commits."""
+                   fasting: object = None) -> DoseLog:
+    """A participant's own log from the page or offline sync; the caller commits. `fasting` is the
+    answer as sent (dosing.fasting_answer reads it)."""
     return dosing.log_dose(
         session, cfg, participant=participant, course=course, day=day, outcome=outcome,
         client_key=check_client_key(client_key), source="participant", now=now,
         taken_at=taken_at, reason=reason if outcome == "not_taken" else None,
-        fasting=fasting if outcome == "taken" else None,
+        fasting=dosing.fasting_answer(fasting) if outcome == "taken" else None,
     )

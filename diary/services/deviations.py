@@ -140,7 +140,7 @@ def _course_findings(record: CourseRecord, cfg: StudyConfig, rcfg: RecordsConfig
                         if d.log is not None and d.log.outcome == "taken" and d.log.taken_at else None))
         for d in plan]
     return records.course_deviations(record.course_id, record.cycle, days, study.local_date(now, record.tz),
-                                     rcfg.deviations)
+                                     rcfg.deviations, cfg.min_hours_between_doses)
 
 
 def findings(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, participant: Participant,

@@ -6,13 +6,15 @@ corrections; the rules it applies come from diary/study.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from diary import audit, course_record, study
-from diary.models import Course, DoseLog, Participant, course_not_voided
+from diary.course_record import CourseRecord, LogFact
+from diary.models import FASTING, Course, DoseLog, Participant, course_not_voided
 from diary.services import flag_details
 from diary.services.course_records import is_current, load_record
 from diary.services.flags import raise_flag
@@ -28,6 +30,20 @@ class DoseLogError(ValueError):
     def __init__(self, code: str):
         super().__init__(code)
         self.code = code
+
+
+def fasting_answer(value: object) -> str | None:
+    """'yes', 'no' or 'unsure' from a form, a JSON body or a queued record; None when not given.
+
+    A phone queue written by the earlier page sends true (tapped "empty stomach") or false (not
+    tapped, i.e. not said). Anything else is refused (DoseLogError 'bad_fasting')."""
+    if value is None or value == "" or value is False:
+        return None
+    if value is True:
+        return "yes"
+    if isinstance(value, str) and value in FASTING:
+        return value
+    raise DoseLogError("bad_fasting")
 
 
 def course_for(session: Session, participant: Participant, today: date, cfg: StudyConfig) -> Course | None:
@@ -58,7 +74,7 @@ def log_dose(
     now: datetime,
     taken_at: datetime | None = None,
     reason: str | None = None,
-    fasting: bool | None = None,
+    fasting: str | None = None,
     staff_id: int | None = None,
     correction_reason: str | None = None,
 ) -> DoseLog:
@@ -78,8 +94,11 @@ def log_dose(
         raise DoseLogError("no_such_day")
     if outcome not in ("taken", "not_taken", "retracted"):
         raise DoseLogError("bad_outcome")
+    if fasting is not None and (fasting not in FASTING or outcome != "taken"):
+        raise DoseLogError("bad_fasting")
 
-    plan = course_record.course_days(load_record(session, course.id), cfg, now)[day - 1]
+    record = load_record(session, course.id)
+    plan = course_record.course_days(record, cfg, now)[day - 1]
     head = _head(session, course.id, day)
     current = head if head is not None and head.outcome != "retracted" else None
 
@@ -88,7 +107,10 @@ def log_dose(
             raise DoseLogError("reason_required")
     else:
         if not plan.may_log:
-            raise DoseLogError("held" if plan.dose_mg == 0 else "outside_window")
+            raise DoseLogError("outside_window")
+        if plan.status is DoseStatus.HELD and outcome == "not_taken":
+            # Nothing was prescribed: there is no dose to skip. Tablets taken anyway are recorded.
+            raise DoseLogError("held")
         if outcome == "retracted":
             if current is None:
                 raise DoseLogError("nothing_to_undo")
@@ -143,12 +165,37 @@ def log_dose(
         participant_id=participant.id, at=now, reason=correction_reason,
         before=_snapshot(head) if head else None, after=_snapshot(log),
     )
+    if outcome == "taken":
+        _flag_doses_too_close(session, cfg, record, participant, log, now)
+    if outcome == "taken" and plan.status is DoseStatus.HELD:
+        # Issue 10, item 10: recorded as taken with the prescription in force (0 mg, 0 tablets), so
+        # the record keeps its meaning; staff are told, and the deviation scan proposes it
+        # (records.course_deviations: held_dose).
+        raise_flag(session, key=f"dose_on_held_day:{course.id}:{day}", kind="dose_on_held_day",
+                   site_id=participant.site_id, participant_id=participant.id, now=now,
+                   detail=flag_details.detail("dose_on_held_day", day=day))
     if outcome == "taken" and plan.status is DoseStatus.PAUSED:
         # Issue 10, item 10: recorded as taken (it happened), shown to staff, proposed as a deviation.
         raise_flag(session, key=f"dose_in_pause:{log.id}", kind="dose_in_pause", site_id=participant.site_id,
                    participant_id=participant.id, now=now,
                    detail=flag_details.detail("dose_in_pause", day=day))
     return log
+
+
+def _flag_doses_too_close(session: Session, cfg: StudyConfig, record: CourseRecord, participant: Participant,
+                          log: DoseLog, now: datetime) -> None:
+    """Issue 10, finding 2: one staff flag per pair of neighbouring days whose current logs say taken
+    less than cfg.min_hours_between_doses apart (course_record.doses_too_close), from any channel."""
+    logs = dict(record.logs or {})
+    logs[log.course_day] = LogFact(log.id, log.course_day, log.outcome, log.taken_at, log.source, log.received_at,
+                                   log.fasting, log.reason)
+    for pair in course_record.doses_too_close(replace(record, logs=logs, outcomes=None), cfg):
+        if log.course_day in (pair.earlier, pair.later):
+            raise_flag(session, key=f"doses_too_close:{record.course_id}:{pair.earlier}:{pair.later}",
+                       kind="doses_too_close", site_id=participant.site_id, participant_id=participant.id, now=now,
+                       detail=flag_details.detail("doses_too_close", cycle=record.cycle, earlier=pair.earlier,
+                                                  later=pair.later, hours=f"{pair.hours:.1f}",
+                                                  limit=f"{cfg.min_hours_between_doses:g}"))
 
 
 def _head(session: Session, course_id: int, day: int) -> DoseLog | None:

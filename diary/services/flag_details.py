@@ -30,6 +30,10 @@ DETAILS = {
     "symptom_note": _l('Note with a symptom report (%(symptoms)s) — participant\'s note: "%(note)s"'),
     "dose_in_pause": _l("Tablets reported taken on course day %(day)s during a clinical-review pause: "
                         "proposed protocol deviation"),
+    "dose_on_held_day": _l("Tablets reported taken on course day %(day)s, a day held (0 mg) by a signed decision: "
+                           "proposed protocol deviation"),
+    "doses_too_close": _l("Cycle %(cycle)s days %(earlier)s and %(later)s: doses logged taken %(hours)s h apart "
+                          "(less than %(limit)s h): possible double dose"),
     "opt_out_settings": _l("The participant switched SMS reminders off in the diary settings."),
     "opt_out_sms": _l("Participant replied STOP: no more reminder texts"),
     "participant_sms": _l('SMS from participant: "%(text)s"'),

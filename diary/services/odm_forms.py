@@ -50,7 +50,8 @@ FORMS: tuple[Form, ...] = (
         Item("outcome", "text", "Outcome (taken, not_taken, retracted)", "结果"),
         Item("taken_at", "datetime", "Time taken (stated)", "服药时间（本人所述）"),
         Item("reason", "text", "Reason not taken", "未服原因"),
-        Item("fasting", "boolean", "Taken on an empty stomach", "空腹服用"),
+        Item("fasting", "text", "Taken on an empty stomach (yes, no, unsure; absent: not said)",
+             "是否空腹服用（yes 是、no 否、unsure 不确定；缺失：未回答）"),
         Item("source", "text", "Recorded by (participant, staff, sms)", "记录来源"))),
     Form("LAB", "Blood count", "血常规", "COURSE", (
         Item("course_day", "integer", "Course day (0 = baseline)", "疗程日（0=基线）"),

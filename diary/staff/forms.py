@@ -133,6 +133,8 @@ class DoseCorrectionForm(FlaskForm):
         ("taken", _l("Taken")), ("not_taken", _l("Not taken")),
         ("retracted", _l("Clear the record (entered in error)"))]))
     taken_time = TimeField(_l("Time taken (local)"), validators=[Optional()])
+    fasting = SelectField(_l("On an empty stomach"), choices=options([
+        ("", _l("not said")), ("yes", _l("yes")), ("no", _l("no")), ("unsure", _l("not sure"))]), default="")
     not_taken_reason = SelectField(_l("Why not taken"))
     reason = TextAreaField(_l("Reason for the correction"), validators=REASON)
 

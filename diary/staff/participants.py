@@ -241,6 +241,7 @@ def correct_dose(course_id: int):
             db.session(), cfg, participant=p, course=course, day=form.course_day.data, outcome=form.outcome.data,
             client_key=f"staff-{secrets.token_hex(12)}", source="staff", now=clock.now(), taken_at=taken_at,
             reason=form.not_taken_reason.data or None, staff_id=current_user.id,
+            fasting=(form.fasting.data or None) if form.outcome.data == "taken" else None,
             correction_reason=form.reason.data)
     except dosing.DoseLogError as exc:
         db.session().rollback()

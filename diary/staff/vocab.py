@@ -24,6 +24,8 @@ FLAG_KIND = {
     "accountability": _l("Tablet count discrepancy"),
     "participant_message": _l("Message from participant"),
     "dose_in_pause": _l("Dose taken during a review pause"),
+    "dose_on_held_day": _l("Dose taken on a held day"),
+    "doses_too_close": _l("Two doses too close together"),
 }
 PAUSE_CAUSE = {
     "danger_symptom": _l("opened by a danger symptom report"),
@@ -52,6 +54,8 @@ ADC_DRUG = {
     "trastuzumab_rezetecan": _l("trastuzumab rezetecan (SHR-A1811)"),
     "other": _l("other"),
 }
+FASTING = {"yes": _l("on an empty stomach"), "no": _l("not on an empty stomach"),
+           "unsure": _l("empty stomach not sure")}
 SOURCE = {"participant": _l("participant"), "staff": _l("staff"), "sms": _l("SMS reply")}
 SEVERITY = {"mild": _l("mild"), "moderate": _l("moderate"), "severe": _l("severe"),
             "not_stated": _l("severity not stated")}

@@ -87,11 +87,11 @@ def test_activate_set_a_pin_check_off_and_undo(page, live_server, world, session
     expect(page.get_by_text("Take 5 mg hetrombopag (2 tablets) today, once.").first).to_be_visible()
     assert axe_violations(page) == []
 
-    page.get_by_label("I took it on an empty stomach").first.check()
+    page.get_by_label("Yes, on an empty stomach").first.check()
     page.get_by_role("button", name="I took it", exact=True).click()
     expect(page.get_by_text(re.compile(r"You took it at \d\d:\d\d\."))).to_be_visible()
     [log] = dose_logs(app)
-    assert (log.outcome, log.fasting, log.course_day) == ("taken", True, 3)
+    assert (log.outcome, log.fasting, log.course_day) == ("taken", "yes", 3)
     assert axe_violations(page) == []
 
     page.get_by_role("button", name="Undo").click()

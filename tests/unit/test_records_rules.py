@@ -72,11 +72,11 @@ def test_the_rules_see_a_dose_on_a_held_day_and_a_missed_draw():
     days = [day(1, taken=at(1, 8)), day(2, dose=0, taken=at(2, 8)), day(3), day(7, draw=True),
             day(10, draw=True, result=True)]
     found = {f.key.split(":")[0]: f for f in records.course_deviations(9, 1, days, D1 + timedelta(days=9),
-                                                                       CFG.deviations)}
+                                                                       CFG.deviations, 12)}
     assert set(found) == {"held_dose", "missed_draw"}
     assert found["missed_draw"].category == "missed_assessment"
     # Within the grace day the draw is not yet missed.
-    assert records.course_deviations(9, 1, [day(7, draw=True)], D1 + timedelta(days=7), CFG.deviations) == []
+    assert records.course_deviations(9, 1, [day(7, draw=True)], D1 + timedelta(days=7), CFG.deviations, 12) == []
 
 
 def test_a_records_file_with_an_unknown_key_is_refused(tmp_path):
@@ -90,6 +90,6 @@ def test_a_records_file_with_an_unknown_key_is_refused(tmp_path):
 def test_the_rules_see_a_dose_taken_during_a_review_pause():
     # Issue 12, item 4: "a dose taken on a held or paused day".
     days = [day(1, taken=at(1, 8)), day(2, taken=at(2, 8), paused=True), day(3, paused=True)]
-    found = records.course_deviations(9, 1, days, D1 + timedelta(days=2), CFG.deviations)
+    found = records.course_deviations(9, 1, days, D1 + timedelta(days=2), CFG.deviations, 12)
     assert [f.key for f in found] == ["paused_dose:9:2"]
     assert found[0].category == "dosing" and "review pause" in found[0].description

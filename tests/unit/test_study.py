@@ -193,12 +193,23 @@ def test_symptom_labels_come_in_chinese_and_english():
 
 
 def test_every_advice_line_has_a_chinese_translation():
-    assert CFG.advice("zh") == CFG.advice_zh
+    assert CFG.advice("zh") == (*CFG.advice_zh, CFG.missed_dose_rule_zh)
     assert len(CFG.advice("en")) == len(CFG.advice("zh")) >= 3
 
 
-def test_advice_warns_against_a_double_dose():
-    assert any("double dose" in line for line in CFG.advice("en"))
+def test_advice_ends_with_the_configured_missed_dose_rule():
+    # Issue 10, finding 2: the protocol's rule (default: skip, never double) is one configured value.
+    assert CFG.advice("en")[-1] == CFG.missed_dose_rule("en") == \
+        "If you missed a dose, skip it and never take two doses in one day."
+    assert CFG.advice("zh-CN")[-1] == "如果漏服了，请跳过这一次，一天内切勿服用两次海曲泊帕。"
+    assert CFG.min_hours_between_doses == 12
+
+
+def test_two_doses_less_than_the_configured_gap_apart_are_too_close_in_either_order():
+    first = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    assert study.too_close(first, first + timedelta(hours=11, minutes=59), 12) == pytest.approx(11 + 59 / 60)
+    assert study.too_close(first + timedelta(hours=3), first, 12) == 3
+    assert study.too_close(first, first + timedelta(hours=12), 12) is None
 
 
 # --- course calendar -----------------------------------------------------------------------------

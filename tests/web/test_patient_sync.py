@@ -22,7 +22,7 @@ def _token(client) -> str:
 
 def _dose(client, world, token=None, **overrides):
     body = {"client_key": str(uuid.uuid4()), "course_id": world.courses["pa"].id, "day": 3,
-            "outcome": "taken", "taken_at": "2026-12-01T07:10:00+08:00", "fasting": True} | overrides
+            "outcome": "taken", "taken_at": "2026-12-01T07:10:00+08:00", "fasting": "yes"} | overrides
     return client.post("/sync/dose", json=body, headers={"X-CSRFToken": token or _token(client)})
 
 
@@ -32,7 +32,7 @@ def test_a_queued_check_off_is_recorded_with_stated_and_received_time(client, pa
     [log] = logs(session)
     assert log.taken_at.isoformat() == "2026-11-30T23:10:00+00:00"
     assert log.received_at == clock.now
-    assert (log.fasting, log.source) == (True, "participant")
+    assert (log.fasting, log.source) == ("yes", "participant")
 
 
 def test_a_replay_of_the_same_key_returns_the_first_record(client, pa, world, session, clock):
