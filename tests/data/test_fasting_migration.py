@@ -10,7 +10,7 @@ from diary import audit, migrate
 from diary.models import DoseLog
 from diary.services import dosing
 
-BEFORE = "f1a2b3c4d5e6"
+BEFORE = "3b9e4c7d1a20"  # the revision before 9d4e2b7c1a30
 
 
 def _log(session, app, world, clock, day: int, fasting: str | None) -> int:
