@@ -27,6 +27,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(scheduler)
     app.cli.add_command(audit_group)
     app.cli.add_command(export_group)
+    app.cli.add_command(sms_group)
 
 
 @click.command("migrate")
@@ -245,3 +246,17 @@ def export_odm(path: str) -> None:
             counts = write_odm(s, current_app.extensions["diary.study"], out, sites=None, actor="cli", now=now)
         s.commit()
     click.echo(f"ODM 1.3.2 export of {counts['participants']} participants written to {path}.")
+
+
+sms_group = AppGroup("sms", help="SMS templates for the domestic providers (Tencent Cloud, Alibaba Cloud).")
+
+
+@sms_group.command("templates")
+@with_appcontext
+@click.option("--provider", type=click.Choice(["tencent", "aliyun"]), required=True)
+@click.option("--language", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+def sms_templates(provider, language) -> None:
+    """Print every SMS template in the provider's variable syntax, ready to file."""
+    from diary.messaging.filing import filing_sheet
+
+    click.echo(filing_sheet(provider, language, link=current_app.config.get("SMS_LINK_BASE_URL")))

@@ -43,6 +43,9 @@ ADC_DRUG = {
     "trastuzumab_rezetecan": _l("trastuzumab rezetecan (SHR-A1811)"),
     "other": _l("other"),
 }
+# Which provider accepted an SMS (Message.provider), shown in the timeline.
+SMS_PROVIDER = {"tencent": _l("Tencent Cloud SMS"), "aliyun": _l("Alibaba Cloud SMS"), "twilio": "Twilio",
+                "console": _l("development console")}
 SOURCE = {"participant": _l("participant"), "staff": _l("staff"), "sms": _l("SMS reply")}
 SEVERITY = {"mild": _l("mild"), "moderate": _l("moderate"), "severe": _l("severe"),
             "not_stated": _l("severity not stated")}
