@@ -122,7 +122,8 @@ class AliyunGateway:
     def find_sent(self, to: str, since: datetime, body: str, *, template: TemplateRef | None = None) -> str | None:
         if template is None or not template.ref:
             return None  # never sent through a template provider
-        day, last = since.astimezone(CHINA).date(), self.clock().astimezone(CHINA).date()
+        latest = max(self.clock(), template.attempted_at or since, since)
+        day, last = since.astimezone(CHINA).date(), latest.astimezone(CHINA).date()
         while day <= last:
             page = 1
             while True:

@@ -124,7 +124,6 @@ class TencentGateway:
             return None  # never sent through a template provider
         request = models.PullSmsSendStatusByPhoneNumberRequest()
         request.BeginTime = int(since.timestamp())
-        request.EndTime = int(self.clock().timestamp()) + 60
         request.Offset = 0
         request.Limit = self.page_size
         request.PhoneNumber = to
