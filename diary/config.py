@@ -199,6 +199,9 @@ def _domestic_sms_settings(env: Mapping[str, str]) -> dict:
         "TENCENT_SMS_SIGN_NAME": envsecret(env, "TENCENT_SMS_SIGN_NAME"),
         "TENCENT_SMS_REGION": env.get("TENCENT_SMS_REGION") or "ap-guangzhou",
         "TENCENT_SMS_ENDPOINT": env.get("TENCENT_SMS_ENDPOINT") or None,
+        # Tencent lists a message for reconciliation only once its receipt is in: until then an
+        # uncertain send waits instead of being resent.
+        "TENCENT_SMS_RECEIPT_WAIT_SECONDS": envint(env, "TENCENT_SMS_RECEIPT_WAIT_SECONDS", 600),
         "ALIYUN_ACCESS_KEY_ID": envsecret(env, "ALIYUN_ACCESS_KEY_ID"),
         "ALIYUN_ACCESS_KEY_SECRET": envsecret(env, "ALIYUN_ACCESS_KEY_SECRET"),
         "ALIYUN_SMS_SIGN_NAME": envsecret(env, "ALIYUN_SMS_SIGN_NAME"),

@@ -165,6 +165,11 @@ class TencentGateway:
         return tencent_error(code, exc.get_message() or "")
 
 
+def _setting(config: Mapping[str, Any], key: str, default: int) -> int:
+    value = config.get(key)
+    return default if value in (None, "") else int(value)
+
+
 def build_tencent(config: Mapping[str, Any]) -> TencentGateway:
     from diary.messaging.filing import load_template_ids, missing_template_ids
 
@@ -181,4 +186,5 @@ def build_tencent(config: Mapping[str, Any]) -> TencentGateway:
         template_ids=load_template_ids(config.get("SMS_TEMPLATES")).get("tencent", {}),
         endpoint=config.get("TENCENT_SMS_ENDPOINT"), region=config.get("TENCENT_SMS_REGION") or "ap-guangzhou",
         timeout=float(config.get("SMS_PROVIDER_TIMEOUT") or 10),
+        receipt_wait=timedelta(seconds=int(_setting(config, "TENCENT_SMS_RECEIPT_WAIT_SECONDS", 600))),
     )
