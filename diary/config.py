@@ -12,6 +12,7 @@ from pathlib import Path
 import argon2
 
 from diary.messaging.gateway import backends
+from diary.messaging.texts import LINK_MAX_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,9 @@ def _domestic_sms_settings(env: Mapping[str, str]) -> dict:
     link = (env.get("SMS_LINK_BASE_URL") or "").rstrip("/") or None
     if link and not link.startswith("https://"):
         raise SettingsError(f"SMS_LINK_BASE_URL must be an https:// URL on an ICP-filed domain, not {link!r}")
+    if link and len(link) > LINK_MAX_LENGTH:
+        raise SettingsError(f"SMS_LINK_BASE_URL may have at most {LINK_MAX_LENGTH} characters (it is part of "
+                            f"a one-SMS text), not {len(link)}")
     return {
         # A TOML file mapping each template key and language to the provider's approved id.
         "SMS_TEMPLATES": env.get("SMS_TEMPLATES") or None,
