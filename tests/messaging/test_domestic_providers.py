@@ -346,3 +346,21 @@ def test_the_staff_timeline_names_the_provider(pair, client, world, clock, sessi
         html = render_template("staff/partials/timeline.html", events=events, vocab=vocab, staff_names={},
                                records_vocab=None, rcfg=None, html_lang="en")
     assert "sent by Alibaba Cloud SMS" in html
+
+
+@pytest.mark.parametrize("kind", ["reply", "receipt"])
+def test_hostile_callbacks_never_fail_with_a_server_error(cn, one, client, session, world, clock, kind):
+    sent_reminder(session, world, clock, 3)
+    hostile = [None, 7, "text", [], [[1]], {"text": {"a": 1}}, [{"sid": "\x00", "biz_id": "\x00" * 200}],
+               [{"mobile": "\x00", "text": "1\x00", "phone_number": "1" * 300, "content": "\x00" * 5000,
+                 "sequence_id": "9" * 500}],
+               [{"sid": "x", "biz_id": "x", "out_id": "diary-99999999999999999999", "success": "maybe"}],
+               [{"sid": "s"}] * 1001]
+    for payload in hostile:
+        response = client.post(one.path(kind), json=payload)
+        assert response.status_code in (200, 400), (payload, response.status_code)
+    assert client.post(one.path(kind), data=b"\xff\xfe", content_type="application/json").status_code == 400
+
+    session.expire_all()
+    assert session.exec(select(DoseLog)).all() == []
+    assert session.exec(select(Flag).where(Flag.kind == "sms_failed")).all() == []
