@@ -297,6 +297,8 @@ class Message(SQLModel, table=True):
     template: str | None = Field(default=None, max_length=40)
     template_params: dict | None = Field(default=None, sa_type=JSON)
     language: str | None = Field(default=None, max_length=8)
+    # When it was last handed to a provider (reconciliation moves claimed_at, not this).
+    attempted_at: datetime | None = instant(default=None)
     # Which provider accepted it (twilio | tencent | aliyun | console), shown to staff.
     provider: str | None = Field(default=None, max_length=16)
 

@@ -74,7 +74,7 @@ def template_of(message: Message) -> TemplateRef | None:
         return None
     return TemplateRef(key=message.template, params=dict(message.template_params or {}),
                        language=message.language or "zh", ref=f"diary-{message.id}",
-                       attempted_at=message.claimed_at)
+                       attempted_at=message.attempted_at)
 
 
 def gateway() -> Gateway:

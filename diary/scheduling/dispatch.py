@@ -153,7 +153,7 @@ class Dispatcher:
         claimed_at = self.stamp()
         # Record before sending (healthchecks): after a crash from here on, the row says so.
         if not _transition(self.s, message.id, "queued", None, status="sending", claimed_at=claimed_at,
-                           attempts=message.attempts + 1):
+                           attempted_at=claimed_at, attempts=message.attempts + 1):
             return "taken"
         self.pacer.wait()
         try:
@@ -206,7 +206,7 @@ class Dispatcher:
         if message is None:
             return False
         claimed_at = self.stamp()
-        template = template_of(message)  # before the claim below: it carries the uncertain attempt's time
+        template = template_of(message)
         if not _transition(self.s, message.id, "sending", message.claimed_at, claimed_at=claimed_at):
             return True
         try:

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+import diary.sqltypes
+
 
 # revision identifiers, used by Alembic.
 revision: str = '9d4e2f7a1c30'
@@ -25,12 +27,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column('template', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True))
         batch.add_column(sa.Column('template_params', sa.JSON(), nullable=True))
         batch.add_column(sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True))
+        batch.add_column(sa.Column('attempted_at', diary.sqltypes.UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('message') as batch:
         batch.drop_column('provider')
+        batch.drop_column('attempted_at')
         batch.drop_column('language')
         batch.drop_column('template_params')
         batch.drop_column('template')

@@ -27,6 +27,7 @@ class HttpDouble:
         self._server = None
         self._thread: threading.Thread | None = None
         self._latency = 0.0
+        self._stalls: list[float] = []
         self._requests: list[tuple[str, str]] = []
 
     def start(self):
@@ -68,6 +69,12 @@ class HttpDouble:
         with self._lock:
             self._latency = seconds
 
+    def stall_next(self, n: int = 1, seconds: float = 2.0) -> None:
+        """The next `n` requests are never processed: answered 503 after `seconds`, so a client
+        that times out first cannot tell whether its message was accepted (it was not)."""
+        with self._lock:
+            self._stalls += [seconds] * n
+
     @property
     def requests(self) -> list[tuple[str, str]]:
         """(action, outcome) of every API request, oldest first."""
@@ -80,6 +87,11 @@ class HttpDouble:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
+        with self._lock:
+            stall = self._stalls.pop(0) if self._stalls else None
+        if stall is not None:
+            self._stopping.wait(stall)
+            return Response("upstream timeout", status=503)(environ, start_response)
         response = self.handle(request)
         with self._lock:
             latency = self._latency

@@ -200,6 +200,26 @@ def test_an_uncertain_send_is_reconciled_by_our_reference_and_not_sent_again(cn,
     assert len(cn.sent()) == 1
 
 
+def test_an_uncertain_send_the_provider_never_got_is_sent_once_after_reconciliation(cn, one, queue, clock):
+    queue(1)
+    one.double.stall_next(1, seconds=1.6)  # we time out; the provider never processed it
+    cn.tick()
+    assert [m.status for m in notices(cn)] == ["sending"] and cn.sent() == []
+
+    clock.advance(minutes=3)
+    cn.tick()
+    if one.name == "tencent":
+        # Tencent lists a message only once its receipt is in: "not found" cannot prove it yet.
+        assert [m.status for m in notices(cn)] == ["sending"] and cn.sent() == []
+        for _ in range(6):
+            clock.advance(minutes=2)
+            cn.tick()
+
+    [row] = notices(cn)
+    assert (row.status, row.provider) == ("sent", one.name)
+    assert len(cn.sent()) == 1
+
+
 # --- receipts and replies ---------------------------------------------------------------------------------
 
 
