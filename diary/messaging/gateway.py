@@ -1,6 +1,8 @@
-"""SMS gateways: one small interface, a Twilio adapter, a console adapter for development.
+"""SMS gateways: one small interface, a Twilio adapter, a console adapter for development, and
+fail-over between providers. Tencent Cloud SMS and Alibaba Cloud SMS live in tencent.py and
+aliyun.py; the dispatcher sees only this interface.
 
-Provider error codes are mapped to ``GatewayError(permanent=...)`` here and nowhere else.
+Provider error codes are mapped to ``GatewayError(permanent=...)`` in each adapter and nowhere else.
 """
 
 from __future__ import annotations
