@@ -172,8 +172,21 @@ def scheduler_run() -> None:
     the current batch and exits. Run it in its own process, never inside web workers."""
     from diary.scheduling import run
 
+    _gateway_or_exit()
     # The real app object: the scheduler's worker threads have no application context.
     run(current_app._get_current_object())
+
+
+def _gateway_or_exit() -> None:
+    """Build the SMS gateway before any work: an incomplete provider setting (a credential, or a
+    template id missing from SMS_TEMPLATES) stops the scheduler with a message naming it."""
+    from diary.messaging.outbox import gateway
+
+    try:
+        with current_app.app_context():
+            gateway()
+    except ValueError as exc:
+        raise click.ClickException(f"the SMS gateway cannot start:\n{exc}") from None
 
 
 @scheduler.command("tick")
@@ -192,6 +205,7 @@ def scheduler_tick(now_text: str | None) -> None:
                                      param_hint="--now") from None
         if now.tzinfo is None:
             raise click.BadParameter("give an offset, e.g. 2026-12-01T09:00+08:00", param_hint="--now")
+    _gateway_or_exit()
     for line in tick(current_app, now):
         click.echo(line)
 

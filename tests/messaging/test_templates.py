@@ -154,3 +154,14 @@ def test_domestic_settings_take_secrets_from_files_and_full_endpoint_urls(tmp_pa
 def test_bad_sms_settings_refuse_to_start_with_a_clear_error(tmp_path, env):
     with pytest.raises(SettingsError):
         load_settings(env, instance_path=str(tmp_path))
+
+
+def test_the_scheduler_refuses_to_start_naming_a_missing_template_id(app, runner, tmp_path):
+    templates = write_templates_toml(tmp_path / "t.toml", ["aliyun"], leave_out="dose_followup")
+    app.config.update(SMS_BACKEND="aliyun", SMS_TEMPLATES=str(templates), **Provider("aliyun", None).settings())
+    app.extensions.pop("diary.gateway", None)
+
+    result = runner.invoke(args=["scheduler", "tick", "--now", "2026-12-01T09:00+08:00"])
+
+    assert result.exit_code == 1
+    assert "SMS template 'dose_followup' (zh) has no aliyun template id in SMS_TEMPLATES" in result.output
