@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from typing import Any
 
@@ -64,6 +65,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_settings(instance_path=app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
+    from diary.messaging.filing import missing_template_ids
+
+    # The web app still starts (participants keep their diary); the scheduler refuses to send
+    # and /health reports the same names until SMS_TEMPLATES has them.
+    for problem in missing_template_ids(app.config):
+        logging.getLogger("diary").error("%s", problem)
 
     from diary import study
 
@@ -112,6 +119,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(patient_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(sms_bp)
+    from diary.messaging.callbacks import bp as sms_cn_bp
+
+    app.register_blueprint(sms_cn_bp)
     app.register_blueprint(health_bp)
     app.context_processor(health_context)
     register_cli(app)

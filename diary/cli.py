@@ -30,6 +30,7 @@ def register(app: Flask) -> None:
 
     ops_cli.register(app)
     audit_group.add_command(ops_cli.audit_derived_key)
+    app.cli.add_command(sms_group)
 
 
 @click.command("migrate")
@@ -173,9 +174,22 @@ def scheduler_run() -> None:
     from diary import settle
     from diary.scheduling import run
 
+    _gateway_or_exit()
     settle()
     # The real app object: the scheduler's worker threads have no application context.
     run(current_app._get_current_object())
+
+
+def _gateway_or_exit() -> None:
+    """Build the SMS gateway before any work: an incomplete provider setting (a credential, or a
+    template id missing from SMS_TEMPLATES) stops the scheduler with a message naming it."""
+    from diary.messaging.outbox import gateway
+
+    try:
+        with current_app.app_context():
+            gateway()
+    except ValueError as exc:
+        raise click.ClickException(f"the SMS gateway cannot start:\n{exc}") from None
 
 
 @scheduler.command("tick")
@@ -194,6 +208,7 @@ def scheduler_tick(now_text: str | None) -> None:
                                      param_hint="--now") from None
         if now.tzinfo is None:
             raise click.BadParameter("give an offset, e.g. 2026-12-01T09:00+08:00", param_hint="--now")
+    _gateway_or_exit()
     for line in tick(current_app, now):
         click.echo(line)
 
@@ -248,3 +263,17 @@ def export_odm(path: str) -> None:
             counts = write_odm(s, current_app.extensions["diary.study"], out, sites=None, actor="cli", now=now)
         s.commit()
     click.echo(f"ODM 1.3.2 export of {counts['participants']} participants written to {path}.")
+
+
+sms_group = AppGroup("sms", help="SMS templates for the domestic providers (Tencent Cloud, Alibaba Cloud).")
+
+
+@sms_group.command("templates")
+@with_appcontext
+@click.option("--provider", type=click.Choice(["tencent", "aliyun"]), required=True)
+@click.option("--language", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+def sms_templates(provider, language) -> None:
+    """Print every SMS template in the provider's variable syntax, ready to file."""
+    from diary.messaging.filing import filing_sheet
+
+    click.echo(filing_sheet(provider, language, link=current_app.config.get("SMS_LINK_BASE_URL")))

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import argon2
 
+from diary.messaging.gateway import backends
+from diary.messaging.texts import LINK_MAX_LENGTH
+
 log = logging.getLogger(__name__)
 
 _DEV_SECRET = "dev-only-secret-do-not-use-in-production"  # noqa: S105 - refused in production
@@ -106,9 +109,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise SettingsError(f"DIARY_TIMEZONE {tz!r} is not an IANA time zone") from None
 
-    sms_backend = env.get("SMS_BACKEND", "console")
-    if sms_backend not in ("console", "twilio"):
-        raise SettingsError(f"SMS_BACKEND must be console or twilio, not {sms_backend!r}")
+    sms_backend = env.get("SMS_BACKEND") or "console"
+    try:
+        sms_backend = ",".join(backends(sms_backend))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
     idle = envint(env, "STAFF_IDLE_MINUTES", 30)
     remember_days = envint(env, "PARTICIPANT_REMEMBER_DAYS", 180)
@@ -140,6 +145,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID"),
         "TWILIO_API_BASE_URL": env.get("TWILIO_API_BASE_URL"),
         "TWILIO_TIMEOUT": envint(env, "TWILIO_TIMEOUT", 10),
+        **_domestic_sms_settings(env),
         "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": envbool(env, "RATELIMIT_ENABLED", True),
@@ -179,6 +185,41 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         "PROXY_FIX": envbool(env, "PROXY_FIX", False),
         **_argon2_settings(env),
         **_scheduler_settings(env),
+    }
+
+
+def _domestic_sms_settings(env: Mapping[str, str]) -> dict:
+    """Tencent Cloud SMS and Alibaba Cloud SMS (issue 13); credentials and signatures may come from *_FILE."""
+    callback_secret = envsecret(env, "SMS_CALLBACK_SECRET")
+    if callback_secret is not None and len(callback_secret) < 32:
+        raise SettingsError("SMS_CALLBACK_SECRET must be a long random string (at least 32 characters)")
+    link = (env.get("SMS_LINK_BASE_URL") or "").rstrip("/") or None
+    if link and not link.startswith("https://"):
+        raise SettingsError(f"SMS_LINK_BASE_URL must be an https:// URL on an ICP-filed domain, not {link!r}")
+    if link and len(link) > LINK_MAX_LENGTH:
+        raise SettingsError(f"SMS_LINK_BASE_URL may have at most {LINK_MAX_LENGTH} characters (it is part of "
+                            f"a one-SMS text), not {len(link)}")
+    return {
+        # A TOML file mapping each template key and language to the provider's approved id.
+        "SMS_TEMPLATES": env.get("SMS_TEMPLATES") or None,
+        "SMS_LINK_BASE_URL": link,
+        # Domestic providers' callbacks are not signed: this secret is part of their URL.
+        "SMS_CALLBACK_SECRET": callback_secret,
+        "SMS_CALLBACK_ALLOWED_IPS": env.get("SMS_CALLBACK_ALLOWED_IPS") or None,
+        "SMS_PROVIDER_TIMEOUT": envint(env, "SMS_PROVIDER_TIMEOUT", 10),
+        "TENCENT_SECRET_ID": envsecret(env, "TENCENT_SECRET_ID"),
+        "TENCENT_SECRET_KEY": envsecret(env, "TENCENT_SECRET_KEY"),
+        "TENCENT_SMS_SDK_APP_ID": envsecret(env, "TENCENT_SMS_SDK_APP_ID"),
+        "TENCENT_SMS_SIGN_NAME": envsecret(env, "TENCENT_SMS_SIGN_NAME"),
+        "TENCENT_SMS_REGION": env.get("TENCENT_SMS_REGION") or "ap-guangzhou",
+        "TENCENT_SMS_ENDPOINT": env.get("TENCENT_SMS_ENDPOINT") or None,
+        # Tencent lists a message for reconciliation only once its receipt is in: until then an
+        # uncertain send waits instead of being resent.
+        "TENCENT_SMS_RECEIPT_WAIT_SECONDS": envint(env, "TENCENT_SMS_RECEIPT_WAIT_SECONDS", 600),
+        "ALIYUN_ACCESS_KEY_ID": envsecret(env, "ALIYUN_ACCESS_KEY_ID"),
+        "ALIYUN_ACCESS_KEY_SECRET": envsecret(env, "ALIYUN_ACCESS_KEY_SECRET"),
+        "ALIYUN_SMS_SIGN_NAME": envsecret(env, "ALIYUN_SMS_SIGN_NAME"),
+        "ALIYUN_SMS_ENDPOINT": env.get("ALIYUN_SMS_ENDPOINT") or None,
     }
 
 

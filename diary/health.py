@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from diary import clock, db
+from diary.messaging.filing import missing_template_ids
 from diary.scheduling import heartbeat
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,10 @@ def health():
         session.rollback()
         body = {"database": "error", "status": "error"}
         return jsonify(body), 503
-    healthy = not body["scheduler"]["stale"]
+    # A template the configured provider would need but has no approved id for (issue 13).
+    missing = missing_template_ids(current_app.config)
+    body["sms"] = {"backend": current_app.config.get("SMS_BACKEND") or "console", "errors": missing}
+    healthy = not body["scheduler"]["stale"] and not missing
     body["status"] = "ok" if healthy else "degraded"
     return jsonify(body), 200 if healthy else 503
 

@@ -312,6 +312,15 @@ class Message(SQLModel, table=True):
     # After a transient failure the dispatcher leaves the row alone until this instant (backoff).
     next_attempt_at: datetime | None = instant(default=None)
     delivered_at: datetime | None = instant(default=None)
+    # The template it was rendered from (diary/messaging/texts.py): key, named parameters and
+    # language; `body` keeps the rendered text for the audit trail and for Twilio.
+    template: str | None = Field(default=None, max_length=40)
+    template_params: dict | None = Field(default=None, sa_type=JSON)
+    language: str | None = Field(default=None, max_length=8)
+    # When it was last handed to a provider (reconciliation moves claimed_at, not this).
+    attempted_at: datetime | None = instant(default=None)
+    # Which provider accepted it (twilio | tencent | aliyun | console), shown to staff.
+    provider: str | None = Field(default=None, max_length=16)
 
 
 class InboundMessage(SQLModel, table=True):

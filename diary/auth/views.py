@@ -303,13 +303,9 @@ def _answer_no_sooner_than(deadline: float) -> None:
 
 
 def _pin_code_text(language: str, code: str) -> str:
-    from flask_babel import force_locale
+    from diary.messaging import texts
 
-    with force_locale(language):
-        return _(
-            "Your diary code is %(code)s. It works for %(minutes)d minutes. Do not share it.",
-            code=code, minutes=policy().pin_reset_minutes,
-        )
+    return texts.pin_code(language, code=code, minutes=policy().pin_reset_minutes)
 
 
 @bp.route("/pin/reset", methods=["GET", "POST"])

@@ -1,6 +1,8 @@
-"""SMS gateways: one small interface, a Twilio adapter, a console adapter for development.
+"""SMS gateways: one small interface, a Twilio adapter, a console adapter for development, and
+fail-over between providers. Tencent Cloud SMS and Alibaba Cloud SMS live in tencent.py and
+aliyun.py; the dispatcher sees only this interface.
 
-Provider error codes are mapped to ``GatewayError(permanent=...)`` here and nowhere else.
+Provider error codes are mapped to ``GatewayError(permanent=...)`` in each adapter and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import re
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO, runtime_checkable
 from urllib.parse import urlsplit
@@ -26,34 +29,73 @@ log = logging.getLogger(__name__)
 
 
 class GatewayError(Exception):
-    """A message was not accepted; ``permanent`` says whether a retry could ever succeed."""
+    """A message was not accepted; ``permanent`` says whether a retry could ever succeed.
+
+    ``status`` is the provider's HTTP status when it answered (a definite refusal); None means no
+    answer, so the provider may have accepted it (reconcile before resending). ``not_sent`` also
+    covers a provider that could not be reached at all (connection refused): fail-over may then
+    try the next provider, which it never does after an uncertain send."""
 
     def __init__(
         self,
         message: str,
         *,
         permanent: bool = False,
-        code: int | None = None,
+        code: int | str | None = None,
         status: int | None = None,
+        not_sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.code = code
         self.status = status
+        self._not_sent = not_sent
+
+    @property
+    def not_sent(self) -> bool:
+        """True when the provider definitely did not accept the message."""
+        return self._not_sent or self.status is not None
 
     def __repr__(self) -> str:
         return f"GatewayError({self.message!r}, permanent={self.permanent}, code={self.code}, status={self.status})"
 
 
+@dataclass(frozen=True)
+class TemplateRef:
+    """What a template-only provider needs: the template key, its named parameters, the language,
+    our reference for the message (sent as OutId / SessionContext, found again when reconciling)
+    and when it was last handed to a provider (None before the first attempt)."""
+
+    key: str
+    params: Mapping[str, str]
+    language: str
+    ref: str | None = None
+    attempted_at: datetime | None = None
+
+
+class SentId(str):
+    """A provider's message id that also says which provider accepted it."""
+
+    provider: str
+
+    def __new__(cls, value: str, provider: str) -> SentId:
+        sent = super().__new__(cls, value)
+        sent.provider = provider
+        return sent
+
+
 @runtime_checkable
 class Gateway(Protocol):
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
-        """Hand one SMS to the provider; return its message id or raise GatewayError."""
+    def send(self, to: str, body: str, *, status_callback: str | None = None,
+             template: TemplateRef | None = None) -> str:
+        """Hand one SMS to the provider; return its message id (a SentId) or raise GatewayError.
+        Text providers send `body`; template providers send `template`."""
         ...
 
-    def find_sent(self, to: str, since: datetime, body: str) -> str | None:
-        """The id of a message with this body the provider accepted for `to` since `since`."""
+    def find_sent(self, to: str, since: datetime, body: str, *, template: TemplateRef | None = None) -> str | None:
+        """The id of a message with this body (or this template reference) the provider accepted
+        for `to` since `since`; GatewayError when the provider cannot tell yet."""
         ...
 
 
@@ -195,7 +237,8 @@ class TwilioGateway:
             self._client.region = None
         self._messages = self._client.api.v2010.account.messages
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
+    def send(self, to: str, body: str, *, status_callback: str | None = None,
+             template: TemplateRef | None = None) -> str:
         sender: dict[str, str] = {}
         if self.messaging_service_sid:
             sender["messaging_service_sid"] = self.messaging_service_sid
@@ -209,9 +252,9 @@ class TwilioGateway:
             # "from None": the original text names the number (error message, URL).
             raise self._error(exc) from None
         log.info("twilio accepted %s for %s (%s)", message.sid, mask_phone(to), message.status)
-        return message.sid
+        return SentId(message.sid, "twilio")
 
-    def find_sent(self, to: str, since: datetime, body: str) -> str | None:
+    def find_sent(self, to: str, since: datetime, body: str, *, template: TemplateRef | None = None) -> str | None:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware")
         # Twilio's timestamps have whole seconds: a message created at 10:00:00.700 reads
@@ -224,7 +267,7 @@ class TwilioGateway:
             for message in self._messages.stream(to=to, page_size=self.page_size, limit=self.scan_limit):
                 created = message.date_created
                 if created and created >= floor and _same_text(message.body or "") == wanted:
-                    return message.sid
+                    return SentId(message.sid, "twilio")
                 # Newest first (by creation or by sending): once a message was sent before
                 # `since`, every later one in the list was created before it as well.
                 if message.date_sent and message.date_sent < floor:
@@ -268,7 +311,8 @@ class ConsoleGateway:
         self._clock = clock
         self._lock = threading.Lock()
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
+    def send(self, to: str, body: str, *, status_callback: str | None = None,
+             template: TemplateRef | None = None) -> str:
         message_id = f"console-{uuid.uuid4()}"
         with self._lock:
             self.sent.append((to, body, message_id))
@@ -276,31 +320,99 @@ class ConsoleGateway:
         # sys.stdout is looked up per call so that a redirected stdout is honoured.
         print(f"[sms {message_id} to {mask_phone(to)}] {body}", file=self._stream or sys.stdout)
         log.info("console gateway accepted %s for %s", message_id, mask_phone(to))
-        return message_id
+        return SentId(message_id, "console")
 
-    def find_sent(self, to: str, since: datetime, body: str) -> str | None:
+    def find_sent(self, to: str, since: datetime, body: str, *, template: TemplateRef | None = None) -> str | None:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware")
         wanted = _same_text(body)
         with self._lock:
             for sent_to, sent_body, message_id in reversed(self.sent):
                 if sent_to == to and self._sent_at[message_id] >= since and _same_text(sent_body) == wanted:
-                    return message_id
+                    return SentId(message_id, "console")
         return None
 
 
-def build_gateway(config: Mapping[str, Any]) -> Gateway:
-    """The gateway the settings ask for; ValueError when Twilio is chosen but incomplete."""
+class FailoverGateway:
+    """`SMS_BACKEND=tencent,aliyun`: the next provider is tried only when the one before definitely
+    did not accept the message (it refused, or could not be reached at all). After an uncertain
+    send the error goes to the dispatcher, which reconciles (with every provider) before resending."""
 
+    def __init__(self, gateways: Sequence[Gateway]) -> None:
+        if len(gateways) < 2:
+            raise ValueError("fail-over needs at least two providers")
+        self.gateways = list(gateways)
+
+    def send(self, to: str, body: str, *, status_callback: str | None = None,
+             template: TemplateRef | None = None) -> str:
+        for position, gateway in enumerate(self.gateways):
+            try:
+                return gateway.send(to, body, status_callback=status_callback, template=template)
+            except GatewayError as exc:
+                if not exc.not_sent or position == len(self.gateways) - 1:
+                    raise
+                log.warning("%s did not accept a message for %s (%s); trying %s", _name(gateway),
+                            mask_phone(to), exc, _name(self.gateways[position + 1]))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def find_sent(self, to: str, since: datetime, body: str, *, template: TemplateRef | None = None) -> str | None:
+        """Found at any provider; None only when every provider says it has none."""
+        unsure: GatewayError | None = None
+        for gateway in self.gateways:
+            try:
+                found = gateway.find_sent(to, since, body, template=template)
+            except GatewayError as exc:
+                unsure = exc
+                continue
+            if found:
+                return found
+        if unsure is not None:
+            raise unsure
+        return None
+
+
+def _name(gateway: Gateway) -> str:
+    return getattr(gateway, "provider", type(gateway).__name__)
+
+
+BACKENDS = ("console", "twilio", "tencent", "aliyun")
+
+
+def backends(value: str | None) -> list[str]:
+    """SMS_BACKEND as a list of providers in fail-over order ("tencent,aliyun"); ValueError if unknown."""
+    names = [part.strip().lower() for part in (value or "console").split(",") if part.strip()] or ["console"]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown:
+        raise ValueError(f"SMS_BACKEND may name {', '.join(BACKENDS)}, not {', '.join(unknown)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"SMS_BACKEND names a provider twice: {value!r}")
+    if len(names) > 1 and "console" in names:
+        raise ValueError("SMS_BACKEND=console cannot be combined with a provider")
+    return names
+
+
+def build_gateway(config: Mapping[str, Any]) -> Gateway:
+    """The gateway the settings ask for; ValueError when a chosen provider is incomplete."""
+    names = backends(config.get("SMS_BACKEND"))
+    built = [_build_one(name, config) for name in names]
+    return built[0] if len(built) == 1 else FailoverGateway(built)
+
+
+def _build_one(backend: str, config: Mapping[str, Any]) -> Gateway:
     def setting(key: str) -> str | None:
         value = config.get(key)
         return str(value).strip() or None if value is not None else None
 
-    backend = (setting("SMS_BACKEND") or "console").lower()
     if backend == "console":
         return ConsoleGateway()
-    if backend != "twilio":
-        raise ValueError(f"SMS_BACKEND must be 'twilio' or 'console', not {backend!r}")
+    if backend == "tencent":
+        from diary.messaging.tencent import build_tencent
+
+        return build_tencent(config)
+    if backend == "aliyun":
+        from diary.messaging.aliyun import build_aliyun
+
+        return build_aliyun(config)
     missing = [key for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not setting(key)]
     if missing:
         raise ValueError(f"SMS_BACKEND=twilio needs {' and '.join(missing)}")
@@ -314,6 +426,37 @@ def build_gateway(config: Mapping[str, Any]) -> Gateway:
         api_base_url=setting("TWILIO_API_BASE_URL"),
         timeout=float(setting("TWILIO_TIMEOUT") or 10.0),
     )
+
+
+def never_reached(exc: BaseException) -> bool:
+    """True when an SDK's network error shows the request never left (connection refused, DNS,
+    connect timeout): the provider cannot have accepted it. A read timeout or a connection cut
+    after sending is not such a proof. Walks the exception chain the SDKs leave behind."""
+    import urllib3
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, requests.ConnectTimeout | urllib3.exceptions.NewConnectionError):
+            return True
+        if isinstance(seen, requests.ConnectionError):
+            reason = getattr(seen.args[0], "reason", None) if seen.args else None
+            return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+        if isinstance(seen, requests.Timeout):
+            return False
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "inner_exception", None)
+    return False
+
+
+def endpoint_parts(url: str | None, setting: str) -> tuple[str, str] | None:
+    """(scheme, host[:port]) of a full endpoint URL such as http://127.0.0.1:8030; None if unset."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ValueError(f"{setting} must be a full URL (scheme, host, port), not {url!r}")
+    return parts.scheme, parts.netloc
 
 
 # --- message text ---------------------------------------------------------------------------
@@ -379,6 +522,9 @@ def segment_info(body: str) -> tuple[str, int]:
 
 __all__ = [
     "ConsoleGateway",
+    "FailoverGateway",
+    "SentId",
+    "TemplateRef",
     "Gateway",
     "GatewayError",
     "TwilioGateway",

@@ -32,8 +32,8 @@ TAKEN = frozenset({"1", "y", "yes", "taken", "已服", "已吃", "已服药"})
 # Answers to "which day?" (texts.reply_which_day): they name the day.
 TAKEN_TODAY = frozenset({"today", "今天"})
 TAKEN_YESTERDAY = frozenset({"yesterday", "昨天"})
-# Twilio's standard opt-out and opt-in words, and what Chinese carriers use (退订, TD).
-STOP = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td"})
+# Twilio's standard opt-out and opt-in words, and what mainland carriers expect (退订, TD, T, N).
+STOP = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td", "t", "n"})
 START = frozenset({"start", "unstop", "订阅"})
 HELP = frozenset({"help", "info", "帮助"})
 # A "taken" reply may add whether the dose was taken on an empty stomach (texts.reply_help says how):

@@ -81,21 +81,35 @@ def status():
         if message is not None and message.provider_id not in (None, sid):
             message = None
     # Always 200 (healthchecks): an error answer would only make Twilio retry or give up.
-    if message is None or state not in RANK or RANK[state] < RANK.get(message.status, 0):
+    if message is None:
         return _twiml()
-    now = clock.now()
-    message.provider_id = message.provider_id or sid
+    code = form.get("ErrorCode")
+    error = twilio_error(f"Twilio: delivery {state}", code=int(code) if code and code.isdigit() else None)
+    if apply_delivery(session, message, state, sid, str(error), clock.now()):
+        session.commit()
+    return _twiml()
+
+
+def apply_delivery(session, message: Message, state: str, provider_id: str | None, error: str,
+                   now) -> bool:
+    """Record a delivery report (Twilio status callback or a domestic provider's receipt) on its
+    message; False when it changes nothing: unknown state, an earlier state than the one recorded
+    (reports arrive out of order) or the same state again (providers resend receipts)."""
+    if state not in RANK or RANK[state] < RANK.get(message.status, 0) or state == message.status:
+        return False
+    message.provider_id = message.provider_id or provider_id
     if state == "delivered":
         message.status, message.delivered_at = "delivered", now
     elif state in FINAL_FAILURES:
-        code = form.get("ErrorCode")
-        error = twilio_error(f"Twilio: delivery {state}", code=int(code) if code and code.isdigit() else None)
-        message.status, message.last_error = state, str(error)[:500]
+        if message.status in FINAL_FAILURES:
+            return False  # one failure is enough: a second report of another kind changes nothing
+        message.status, message.last_error = state, error[:500]
         raise_flag(session, key=f"sms_failed:{message.id}", kind="sms_failed", site_id=message.site_id,
                    participant_id=message.participant_id, now=now,
                    detail=f"SMS ({message.kind}) {state}: {error}")
     elif RANK[state] > RANK.get(message.status, 0):
         message.status = state
+    else:
+        return False
     session.add(message)
-    session.commit()
-    return _twiml()
+    return True

@@ -132,7 +132,8 @@ def queue_dose_change_notice(session: Session, cipher: DataCipher, participant: 
         return None
     body = texts.dose_change(participant.language, day=decision.effective_day, mg=decision.dose_mg,
                              tablets=round(decision.dose_mg / cfg.tablet_strength_mg),
-                             show_dose=config["SMS_SHOW_DOSE"], phone=site.phone)
+                             show_dose=config["SMS_SHOW_DOSE"], phone=site.phone,
+                             link=config.get("SMS_LINK_BASE_URL"))
     return enqueue(session, cipher, dedupe_key=f"dose_change:{decision.id}", kind="dose_change",
                    site_id=participant.site_id, participant_id=participant.id, to=None,
                    to_enc=participant.phone_enc, body=body, not_before=not_before,

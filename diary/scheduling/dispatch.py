@@ -21,6 +21,7 @@ from sqlalchemy import case, or_, update
 from sqlmodel import Session, select
 
 from diary.messaging.gateway import GatewayError
+from diary.messaging.outbox import template_of
 from diary.models import Message
 from diary.scheduling.context import Jobs
 from diary.scheduling.relevance import Verdict, verdict
@@ -149,17 +150,20 @@ class Dispatcher:
             self.report["held"] += 1
             return "held"
         to = self.jobs.cipher.decrypt(message.to_enc)
+        template = template_of(message)
         claimed_at = self.stamp()
         # Record before sending (healthchecks): after a crash from here on, the row says so.
         if not _transition(self.s, message.id, "queued", None, status="sending", claimed_at=claimed_at,
-                           attempts=message.attempts + 1):
+                           attempted_at=claimed_at, attempts=message.attempts + 1):
             return "taken"
         self.pacer.wait()
         try:
-            provider_id = self.jobs.gateway.send(to, message.body, status_callback=self._callback(message))
+            provider_id = self.jobs.gateway.send(to, message.body, status_callback=self._callback(message),
+                                                 template=template)
         except GatewayError as exc:
             return self._failed(message, claimed_at, exc)
-        _transition(self.s, message.id, "sending", claimed_at, status="sent", provider_id=provider_id,
+        _transition(self.s, message.id, "sending", claimed_at, status="sent", provider_id=str(provider_id),
+                    provider=getattr(provider_id, "provider", None),
                     sent_at=self.stamp(), last_error=None, next_attempt_at=None)
         self.report["sent"] += 1
         return "sent"
@@ -176,9 +180,10 @@ class Dispatcher:
             self._flag(message, error)
             self.report["failed"] += 1
             return "failed"
-        if exc.status is None:
+        if exc.status is None and not exc.not_sent:
             # No HTTP answer: the provider may have accepted it. The row stays "sending" and is
-            # reconciled with the provider's list before any resend.
+            # reconciled with the provider's list before any resend. (A provider that could
+            # not be reached at all, not_sent, is simply retried after the backoff.)
             _transition(self.s, message.id, "sending", claimed_at, last_error=error)
             self.report["uncertain"] += 1
             log.warning("message %s: %s; will reconcile before resending", message.id, error)
@@ -202,19 +207,21 @@ class Dispatcher:
         if message is None:
             return False
         claimed_at = self.stamp()
+        template = template_of(message)
         if not _transition(self.s, message.id, "sending", message.claimed_at, claimed_at=claimed_at):
             return True
         try:
             to = self.jobs.cipher.decrypt(message.to_enc)
-            provider_id = self.jobs.gateway.find_sent(to, message.created_at - CLOCK_SLACK, message.body)
+            provider_id = self.jobs.gateway.find_sent(to, message.created_at - CLOCK_SLACK, message.body,
+                                                      template=template)
         except GatewayError as exc:
             log.warning("message %s: cannot reconcile yet (%s)", message.id, exc)
             self.report["unreconciled"] += 1
             return False  # the provider's list is unreachable: try again next tick
         self.report["reconciled"] += 1
         if provider_id:
-            _transition(self.s, message.id, "sending", claimed_at, status="sent", provider_id=provider_id,
-                        sent_at=claimed_at)
+            _transition(self.s, message.id, "sending", claimed_at, status="sent", provider_id=str(provider_id),
+                        provider=getattr(provider_id, "provider", None), sent_at=claimed_at)
         elif self.now - message.not_before >= self.jobs.retry_window:
             _transition(self.s, message.id, "sending", claimed_at, status="failed",
                         last_error="not accepted by the provider and out of retry time")

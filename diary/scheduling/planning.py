@@ -18,6 +18,7 @@ from diary import course_record, reminders
 from diary.course_record import CourseRecord
 from diary.messaging import texts
 from diary.messaging.gateway import sms_text
+from diary.messaging.outbox import template_columns
 from diary.models import Course, Flag, Message, Participant, Site, course_not_voided
 from diary.reminders import Due
 from diary.scheduling.context import Jobs
@@ -122,12 +123,12 @@ def plan_reminders(session: Session, jobs: Jobs, now: datetime,
                     course.site_id, due.kind == reminders.DOSE
                     and course_record.reminder_states_change(course.record, due.day))
         if text_key not in bodies:
-            bodies[text_key] = sms_text(reminder_text(due, course, jobs, phones[course.site_id]))
+            bodies[text_key] = reminder_text(due, course, jobs, phones[course.site_id])
         rows.append({
             "dedupe_key": due.dedupe_key, "kind": due.kind, "site_id": course.site_id,
             "participant_id": course.participant_id, "course_id": due.course_id,
             "course_day": due.day, "to_enc": course.phone_enc,
-            "body": bodies[text_key],
+            "body": sms_text(bodies[text_key]), **template_columns(bodies[text_key]),
             "status": "queued", "not_before": due.not_before, "expires_at": due.expires_at,
             "attempts": 0, "created_at": now,
         })

@@ -56,6 +56,9 @@ ADC_DRUG = {
 }
 FASTING = {"yes": _l("on an empty stomach"), "no": _l("not on an empty stomach"),
            "unsure": _l("empty stomach not sure")}
+# Which provider accepted an SMS (Message.provider), shown in the timeline.
+SMS_PROVIDER = {"tencent": _l("Tencent Cloud SMS"), "aliyun": _l("Alibaba Cloud SMS"), "twilio": "Twilio",
+                "console": _l("development console")}
 SOURCE = {"participant": _l("participant"), "staff": _l("staff"), "sms": _l("SMS reply")}
 SEVERITY = {"mild": _l("mild"), "moderate": _l("moderate"), "severe": _l("severe"),
             "not_stated": _l("severity not stated")}
