@@ -23,9 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from flask_babel import force_locale
+from flask_babel import force_locale, lazy_npgettext
 from flask_babel import lazy_gettext as _l
-from flask_babel import lazy_ngettext as _nl
 
 from diary.messaging.gateway import sms_text
 
@@ -158,7 +157,8 @@ SITE_CODE = Param("site", "site code", "SITE-02")
 
 def _tablets(tablets: int):
     # ngettext, so that one tablet is "1 tablet" (issue 10, wording).
-    return _nl("%(num)d tablet", "%(num)d tablets", tablets)
+    # Its own context: an SMS writes "2片" where a page writes "2 片" (one character counts here).
+    return lazy_npgettext("sms", "%(num)d tablet", "%(num)d tablets", tablets)
 
 
 # --- participants -------------------------------------------------------------------------------
