@@ -77,6 +77,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["PROXY_FIX"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
+    # First: the request id, the access line and the request metrics see every request, also one
+    # that CSRF or a rate limit refuses before its view.
+    from diary import logs
+
+    logs.init_app(app)
     db.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)

@@ -1,0 +1,165 @@
+"""One logging configuration for every process: gunicorn workers, `flask` commands and the scheduler.
+
+- JSON lines in production (one object a line, for a log shipper), readable text in development
+  (LOG_FORMAT overrides either).
+- Every line carries the request id (X-Request-ID: a sane inbound one is kept, else a fresh one)
+  or, in the scheduler, the tick's id; the response sends it back in the same header.
+- The phone-number redaction filter (diary.messaging.gateway) sits on the root handler, so no
+  logger anyone adds can print a number. Loggers that print URLs, query strings or request bodies
+  (werkzeug's access log, twilio's request log) are kept at WARNING: the app writes its own
+  access line, with the route's endpoint and never the raw path (paths carry activation tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import traceback
+import uuid
+from datetime import UTC, datetime
+
+from flask import Flask, g, has_app_context, has_request_context, request
+
+from diary.messaging.gateway import _redact, _RedactPhoneNumbers
+
+access_log = logging.getLogger("diary.access")
+REQUEST_ID_HEADER = "X-Request-ID"
+# What a proxy or a load balancer sends (a UUID, a hex or base64url string); anything else —
+# too long, spaces, newlines that would forge a log line — is replaced by our own id.
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
+# Loggers that would print a URL, a query string or a message body at INFO.
+_QUIET = ("werkzeug", "urllib3", "twilio", "diary.messaging.gateway.http", "apscheduler")
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (pytest and gunicorn replace it after start-up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def request_id() -> str | None:
+    """This request's id (created on first use), the scheduler tick's id, or None."""
+    if has_request_context():
+        rid = g.get("request_id")
+        if rid is None:
+            inbound = request.headers.get(REQUEST_ID_HEADER, "")
+            rid = inbound if _SANE_ID.fullmatch(inbound) else uuid.uuid4().hex
+            g.request_id = rid
+        return rid
+    if has_app_context():
+        return g.get("request_id")
+    return None
+
+
+class _Context(logging.Filter):
+    """Adds the request id and the process's role to every record."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id() or "-"
+        record.process_role = self.process
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": getattr(record, "process_role", "-"),
+            "pid": record.process,
+            "request_id": getattr(record, "request_id", "-"),
+            "msg": record.getMessage(),
+        }
+        for key in ("endpoint", "method", "status", "duration_ms"):
+            if hasattr(record, key):
+                line[key] = getattr(record, key)
+        if record.exc_info:
+            line["exc"] = _redact("".join(traceback.format_exception(*record.exc_info)))
+        return json.dumps(line, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(process_role)s [%(request_id)s] %(name)s: %(message)s")
+
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+        return _redact(super().formatException(ei))
+
+
+def configure(app: Flask, process: str | None = None, *, replace: bool = False) -> None:
+    """Set up the root logger once per process (create_app calls it; later calls change nothing
+    unless `replace`)."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "_diary", False)]
+    if ours and not replace:
+        return
+    for old in ours:
+        root.removeHandler(old)
+    fmt = app.config.get("LOG_FORMAT") or ("json" if app.config.get("DIARY_ENV") == "production" else "text")
+    handler = _CurrentStderr()
+    handler._diary = True  # type: ignore[attr-defined]
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_Context(process or _guess_process()))
+    handler.addFilter(_RedactPhoneNumbers())
+    # gunicorn's own error log and basicConfig-style handlers would print each line twice.
+    for old in list(root.handlers):
+        if not getattr(old, "_diary", False) and type(old) is logging.StreamHandler:
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _guess_process() -> str:
+    argv = " ".join(sys.argv)
+    if "gunicorn" in argv:
+        return "web"
+    if "scheduler" in argv:
+        return "scheduler"
+    return "cli" if "flask" in argv else "web"
+
+
+def init_app(app: Flask) -> None:
+    """The request id and the access line; call before any extension adds its own hooks, so that a
+    request refused by one of them (CSRF, rate limit) is still timed and logged."""
+    configure(app)
+    app.before_request(_start)
+    app.after_request(_finish)
+
+
+def _start() -> None:
+    g.request_started = time.perf_counter()
+    request_id()
+
+
+def _finish(response):
+    rid = request_id()
+    response.headers[REQUEST_ID_HEADER] = rid
+    started = g.get("request_started")
+    duration = time.perf_counter() - started if started is not None else 0.0
+    g.request_duration = duration
+    if request.endpoint != "static":
+        # The endpoint, never the path: paths carry activation tokens, query strings carry numbers.
+        access_log.info("%s %s %s %.1fms", request.method, request.endpoint or "-", response.status_code,
+                        duration * 1000, extra={"endpoint": request.endpoint or "-", "method": request.method,
+                                                "status": response.status_code,
+                                                "duration_ms": round(duration * 1000, 1)})
+    return response
