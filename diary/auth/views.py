@@ -32,6 +32,7 @@ from diary.auth.forms import (
     StaffLoginForm,
     TotpForm,
 )
+from diary.errors import keep_typed
 from diary.extensions import limiter
 from diary.messaging import outbox
 from diary.models import Site, StaffUser
@@ -210,6 +211,13 @@ def participant_login():
         _login_participant(participant)
         return redirect(_safe_next(url_for("patient.today")))
     return render_template("auth/participant_login.html", form=form)
+
+
+@keep_typed("auth.participant_login")
+def _login_expired(message: str):
+    """A CSRF refusal on the sign-in page (left open too long): the phone number stays, never the PIN."""
+    flash(message, "error")
+    return render_template("auth/participant_login.html", form=ParticipantLoginForm()), 400
 
 
 @bp.route("/activate/<token>", methods=["GET", "POST"])
