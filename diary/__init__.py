@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from diary import db
 from diary.config import load_settings
 from diary.crypto import DataCipher
-from diary.extensions import babel, csrf, htmx, limiter, login_manager
+from diary.extensions import babel, compress, csrf, htmx, limiter, login_manager
 
 # Files a browser fetches on its own, often in the background (the service worker refreshes cached
 # assets after a page is shown): they never need the session, so they never (re)send its cookie.
@@ -79,7 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # First: the request id, the access line and the request metrics see every request, also one
     # that CSRF or a rate limit refuses before its view.
-    from diary import errors, logs
+    from diary import errors, logs, static_assets
 
     logs.init_app(app)
     errors.init_app(app)
@@ -110,6 +110,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.before_request(_refuse_nul_bytes)
     app.after_request(_security_headers)
+    # Registered last, so it runs first among after-request hooks: it sets the static files'
+    # caching before the compressor reads the response.
+    compress.init_app(app)
+    static_assets.init_app(app)
     app.context_processor(_template_globals)
     return app
 
