@@ -95,3 +95,13 @@ def test_a_changed_static_file_gives_a_new_worker_with_a_new_shell(app, tmp_path
     css = re.compile(r'"(/static/app\.css\?v=[0-9a-f]{12})"')
     assert shell.search(before).group(1) != shell.search(after).group(1)
     assert css.search(before).group(1) != css.search(after).group(1)
+
+
+def test_static_files_that_are_never_documents_skip_the_document_policies(app, client):
+    # ~400 bytes of headers per file on the first load; HTML and SVG (documents) keep them.
+    with app.test_request_context():
+        js, html, svg = (static_assets.versioned(name) for name in ("app.js", "offline.html", "icons/icon.svg"))
+    assert "Content-Security-Policy" not in client.get(js).headers
+    assert client.get(js).headers["X-Content-Type-Options"] == "nosniff"
+    for url in (html, svg):
+        assert "frame-ancestors 'none'" in client.get(url).headers["Content-Security-Policy"], url
