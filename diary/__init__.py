@@ -79,9 +79,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # First: the request id, the access line and the request metrics see every request, also one
     # that CSRF or a rate limit refuses before its view.
-    from diary import errors, logs, static_assets
+    from diary import errors, logs, metrics, static_assets
 
     logs.init_app(app)
+    metrics.init_app(app)
     errors.init_app(app)
     db.init_app(app)
     csrf.init_app(app)

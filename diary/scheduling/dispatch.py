@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, or_, update
 from sqlmodel import Session, select
 
+from diary import metrics
 from diary.messaging.gateway import GatewayError
 from diary.models import Message
 from diary.scheduling.context import Jobs
@@ -157,7 +158,10 @@ class Dispatcher:
         try:
             provider_id = self.jobs.gateway.send(to, message.body, status_callback=self._callback(message))
         except GatewayError as exc:
-            return self._failed(message, claimed_at, exc)
+            outcome = self._failed(message, claimed_at, exc)
+            metrics.count_send(self.jobs.gateway, "uncertain" if outcome == "unreachable" else outcome)
+            return outcome
+        metrics.count_send(self.jobs.gateway, "sent")
         _transition(self.s, message.id, "sending", claimed_at, status="sent", provider_id=provider_id,
                     sent_at=self.stamp(), last_error=None, next_attempt_at=None)
         self.report["sent"] += 1
