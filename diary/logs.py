@@ -6,8 +6,9 @@
   or, in the scheduler, the tick's id; the response sends it back in the same header.
 - The phone-number redaction filter (diary.messaging.gateway) sits on the root handler, so no
   logger anyone adds can print a number. Loggers that print URLs, query strings or request bodies
-  (werkzeug's access log, twilio's request log) are kept at WARNING: the app writes its own
-  access line, with the route's endpoint and never the raw path (paths carry activation tokens).
+  (twilio's request log, urllib3) are kept at WARNING, and the development server's request lines
+  are dropped: the app writes its own access line, with the route's endpoint and never the raw
+  path (paths carry activation tokens, query strings phone numbers).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # too long, spaces, newlines that would forge a log line — is replaced by our own id.
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 # Loggers that would print a URL, a query string or a message body at INFO.
-_QUIET = ("werkzeug", "urllib3", "twilio", "diary.messaging.gateway.http", "apscheduler")
+_QUIET = ("urllib3", "twilio", "diary.messaging.gateway.http", "apscheduler", "alembic.runtime.plugins")
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -47,6 +48,14 @@ class _CurrentStderr(logging.StreamHandler):
     @stream.setter
     def stream(self, _value) -> None:
         pass
+
+
+class _NoWerkzeugAccessLines(logging.Filter):
+    """The development server's per-request lines carry the raw path; ours (diary.access) do not.
+    Its other lines ("Running on http://127.0.0.1:5000") stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.INFO and " - - [" in str(record.msg))
 
 
 def request_id() -> str | None:
@@ -126,15 +135,21 @@ def configure(app: Flask, process: str | None = None, *, replace: bool = False) 
     root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    werkzeug = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _NoWerkzeugAccessLines) for f in werkzeug.filters):
+        werkzeug.addFilter(_NoWerkzeugAccessLines())
 
 
 def _guess_process() -> str:
+    """web (gunicorn, `flask run`), scheduler (`flask scheduler …`) or cli (other commands)."""
     argv = " ".join(sys.argv)
     if "gunicorn" in argv:
         return "web"
-    if "scheduler" in argv:
+    if "scheduler" in sys.argv:
         return "scheduler"
-    return "cli" if "flask" in argv else "web"
+    if "flask" in argv and "run" not in sys.argv:
+        return "cli"
+    return "web"
 
 
 def init_app(app: Flask) -> None:

@@ -220,3 +220,13 @@ def test_gunicorn_workers_log_through_the_one_configuration(database_url, tmp_pa
     ours = [json.loads(line) for line in err.read_text().splitlines() if line.startswith("{")]
     assert any(line["logger"] == "diary.access" and line["request_id"] == "gunicorn-probe-1"
                and line["endpoint"] == "auth.participant_login" and line["process"] == "web" for line in ours), ours
+
+
+@pytest.mark.any_db
+def test_the_development_servers_request_lines_with_raw_paths_are_dropped(app, json_logs, capsys):
+    capsys.readouterr()
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.info('127.0.0.1 - - [26/Nov/2026 22:00:00] "%s" %s %s', "GET /activate/SECRET-TOKEN HTTP/1.1", 200, "-")
+    werkzeug.info(" * Running on http://127.0.0.1:5000")
+    text = capsys.readouterr().err
+    assert "SECRET-TOKEN" not in text and "Running on" in text
