@@ -107,3 +107,17 @@ def test_the_offline_shell_keeps_content_hashed_files_and_styles_the_page_offlin
         assert settled(page, "getComputedStyle(document.querySelector('main')).maxWidth") == styled
     finally:
         context.set_offline(False)
+
+
+def test_error_pages_are_accessible_with_a_way_back_a_finger_can_tap(page, live_server, world):
+    sign_in(page, live_server, world)
+    page.goto(f"{live_server.url}/no-such-page")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    assert axe_violations(page) == []
+    back = page.get_by_role("link", name="To the start page")
+    assert back.bounding_box()["height"] >= 44
+    back.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"Day 3 of 14"))
+    page.goto(f"{live_server.url}/staff/no-such-page")  # signed in as a participant: the diary's style
+    assert page.evaluate("document.body.className") == "patient"
+    assert axe_violations(page) == []
