@@ -17,6 +17,7 @@ Access: `Authorization: Bearer METRICS_TOKEN`; without a token set, only the mac
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import time
 from datetime import UTC
@@ -28,6 +29,7 @@ from prometheus_client.exposition import choose_encoder
 from sqlalchemy import func
 from sqlmodel import select
 
+log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
 _MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 # Process counters live in their own registry (not prometheus_client's global one, which also
@@ -66,10 +68,25 @@ class _Database:
     """Figures read from the database at scrape time (one query each, counts only)."""
 
     def collect(self):
-        from diary import clock, db
+        from diary import db
+
+        up = GaugeMetricFamily("diary_database_up", "1 when the scrape could read the database")
+        try:
+            families = list(self._read(db.session()))
+        except Exception:  # noqa: BLE001 - the process figures are still worth answering with
+            log.exception("metrics: database unavailable")
+            db.session().rollback()
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _read(self, s):
+        from diary import clock
         from diary.models import Flag, Message, SchedulerHeartbeat
 
-        s = db.session()
         outbox = GaugeMetricFamily("diary_outbox_messages", "Messages in the SMS outbox, by status",
                                    labels=["status"])
         for status, count in s.exec(select(Message.status, func.count()).group_by(Message.status)).all():

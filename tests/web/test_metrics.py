@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from diary import db
 from diary.config import load_settings
 from diary.messaging import outbox
 from diary.messaging.gateway import TwilioGateway
@@ -122,3 +123,18 @@ def test_sends_and_failures_are_counted_by_provider(app, client, session, world,
     assert accepted >= 1 and delta(provider="twilio", outcome="sent") == accepted
     assert delta(provider="twilio", outcome="failed") == 1
     assert value(after, "diary_outbox_messages", status="failed") == 1
+
+
+@pytest.mark.any_db
+def test_with_the_database_down_the_scrape_still_answers_and_says_so(app, client, tmp_path):
+    client.get("/login")
+    working = app.extensions["diary.engine"]
+    app.extensions["diary.engine"] = db.make_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite3")
+    try:
+        samples = scrape(client)
+    finally:
+        app.extensions["diary.engine"].dispose()
+        app.extensions["diary.engine"] = working
+    assert value(samples, "diary_database_up") == 0
+    assert any(name == "diary_http_requests_total" for name, _labels in samples)
+    assert value(scrape(client), "diary_database_up") == 1
