@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -113,31 +114,55 @@ class TextFormatter(logging.Formatter):
 
 
 def configure(app: Flask, process: str | None = None, *, replace: bool = False) -> None:
-    """Set up the root logger once per process (create_app calls it; later calls change nothing
-    unless `replace`)."""
+    """Set up the root logger once per process (create_app calls it; a later call keeps the
+    handler unless `replace`). A gunicorn worker finds the handler gunicorn.conf.py gave the master."""
     root = logging.getLogger()
     ours = [h for h in root.handlers if getattr(h, "_diary", False)]
-    if ours and not replace:
-        return
-    for old in ours:
-        root.removeHandler(old)
-    fmt = app.config.get("LOG_FORMAT") or ("json" if app.config.get("DIARY_ENV") == "production" else "text")
-    handler = _CurrentStderr()
-    handler._diary = True  # type: ignore[attr-defined]
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(_Context(process or _guess_process()))
-    handler.addFilter(_RedactPhoneNumbers())
-    # gunicorn's own error log and basicConfig-style handlers would print each line twice.
-    for old in list(root.handlers):
-        if not getattr(old, "_diary", False) and type(old) is logging.StreamHandler:
+    if replace:
+        for old in ours:
             root.removeHandler(old)
-    root.addHandler(handler)
+        ours = []
+    if not ours:
+        fmt = app.config.get("LOG_FORMAT") or ("json" if app.config.get("DIARY_ENV") == "production" else "text")
+        # basicConfig-style handlers would print each line twice.
+        for old in list(root.handlers):
+            if type(old) is logging.StreamHandler:
+                root.removeHandler(old)
+        root.addHandler(build_handler(fmt, process or _guess_process()))
     root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
     werkzeug = logging.getLogger("werkzeug")
     if not any(isinstance(f, _NoWerkzeugAccessLines) for f in werkzeug.filters):
         werkzeug.addFilter(_NoWerkzeugAccessLines())
+
+
+def build_handler(fmt: str, process: str) -> logging.Handler:
+    handler = _CurrentStderr()
+    handler._diary = True  # type: ignore[attr-defined]
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_Context(process))
+    handler.addFilter(_RedactPhoneNumbers())
+    return handler
+
+
+def gunicorn_handler() -> logging.Handler:
+    """The root handler of a gunicorn master, built from the environment (gunicorn.conf.py)."""
+    fmt = os.environ.get("LOG_FORMAT") or ("json" if os.environ.get("DIARY_ENV") == "production" else "text")
+    return build_handler(fmt, "web")
+
+
+def gunicorn_logconfig() -> dict:
+    """gunicorn's own lines (start, workers booting, timeouts) through the same root handler.
+    Its access log, when asked for with --access-logfile, keeps its own file and format."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": ["diary"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
+        "handlers": {"diary": {"()": "diary.logs.gunicorn_handler"}},
+        "formatters": {},
+    }
 
 
 def _guess_process() -> str:
