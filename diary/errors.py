@@ -112,9 +112,10 @@ def _describe(error: HTTPException) -> tuple[str, str]:
     code = error.code or 500
     title, text = _titles().get(code, _titles()[500 if code >= 500 else 400])
     # A description our own code passed to abort()/BadRequest is already translated and more
-    # precise; Werkzeug's class defaults are English and never shown.
-    if error.description and error.description != type(error).description and code < 500:
-        text = str(error.description)
+    # precise; Werkzeug's defaults (of the class or any base: BadRequestKeyError) are English.
+    english = {getattr(k, "description", None) for k in type(error).__mro__}
+    if isinstance(error.description, str) and error.description not in english and code < 500:
+        text = error.description
     return title, text
 
 

@@ -8,6 +8,7 @@ import re
 import uuid
 
 import pytest
+from flask import request
 from sqlmodel import func, select
 
 from diary.models import SymptomReport
@@ -42,6 +43,7 @@ def error_app(database_url, clock):
         raise RuntimeError("a bug")
 
     app.add_url_rule("/boom", "boom", boom)
+    app.add_url_rule("/needs-a-key", "needs_a_key", lambda: request.args["missing"])
     app.add_url_rule("/staff/boom", "staff_boom", boom)
     app.extensions["diary.clock"] = clock
     yield app
@@ -195,3 +197,19 @@ def test_an_htmx_csrf_refusal_carries_a_fresh_token_and_leaves_the_form_alone(cl
     r = client.post(f"/courses/{course.id}/days/3/taken", data={"csrf_token": fresh, "client_key": KEY},
                     headers={"HX-Request": "true"})
     assert r.status_code == 200
+
+
+@pytest.mark.parametrize(("lang", "text"), [("en", "could not be read"), ("zh", "无法读取")])
+def test_a_missing_form_key_is_a_translated_400_not_werkzeugs_sentence(error_app, lang, text):
+    client = error_app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = ACCEPT[lang]
+    r = client.get("/needs-a-key")
+    assert r.status_code == 400 and text in r.get_data(as_text=True)
+    assert "The browser (or proxy) sent" not in r.get_data(as_text=True)
+
+
+def test_a_nul_byte_gets_its_own_translated_explanation_on_the_error_page(client):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = ACCEPT["zh"]
+    r = client.post("/login", data={"csrf_token": csrf_from(client, "/login"), "phone": "1\x00", "pin": "1234"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "您输入的内容含有无法保存的字符" in html and '<body class="patient"' in html
