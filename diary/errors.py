@@ -20,7 +20,7 @@ from flask import Flask, Response, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from diary.extensions import htmx
 
@@ -111,10 +111,11 @@ def _describe(error: HTTPException) -> tuple[str, str]:
         return _csrf_text()
     code = error.code or 500
     title, text = _titles().get(code, _titles()[500 if code >= 500 else 400])
-    # A description our own code passed to abort()/BadRequest is already translated and more
-    # precise; Werkzeug's defaults (of the class or any base: BadRequestKeyError) are English.
+    # Our own code raises a plain BadRequest with a translated, more precise description (a NUL
+    # byte). Any other description is English: Werkzeug's defaults (also through a base class, as
+    # BadRequestKeyError's), or Flask-Limiter's "10 per 1 minute".
     english = {getattr(k, "description", None) for k in type(error).__mro__}
-    if isinstance(error.description, str) and error.description not in english and code < 500:
+    if type(error) is BadRequest and isinstance(error.description, str) and error.description not in english:
         text = error.description
     return title, text
 

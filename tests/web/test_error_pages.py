@@ -90,6 +90,7 @@ def test_each_error_is_a_translated_page_in_its_area_with_a_way_back(error_app, 
     home = "/staff/" if area == "staff" else "/"
     assert f'href="{home}"' in html  # the way back
     assert not any(text in html for text in WERKZEUG)
+    assert "per 1 minute" not in html  # nor Flask-Limiter's
     assert r.headers["X-Request-ID"] in html  # the reference an operator finds in the logs
 
 
