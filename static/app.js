@@ -16,6 +16,11 @@
   // htmx swaps 4xx/5xx answers (base.html's htmx-config; diary/errors.py aims error pages at the
   // message area). A page open too long gets a CSRF refusal carrying a fresh token: put it in, so
   // the form, still as typed, works on the next tap.
+  // A new tap starts afresh: the previous error message (if any) goes.
+  document.addEventListener("htmx:beforeRequest", function () {
+    var area = document.getElementById("request-error");
+    if (area) area.textContent = "";
+  });
   document.addEventListener("htmx:responseError", function (event) {
     var fresh = event.detail.xhr && event.detail.xhr.getResponseHeader("X-CSRF-Token");
     if (!fresh) return;

@@ -79,6 +79,7 @@ def test_a_participants_check_off_after_a_stale_token_works_on_the_next_tap(page
     # The refusal carried a fresh token; app.js put it in, so the same tap now records the dose.
     page.get_by_role("button", name="I took it", exact=True).click()
     expect(page.get_by_text(re.compile(r"You took it at \d\d:\d\d\."))).to_be_visible()
+    expect(page.locator("#request-error")).to_be_empty()  # the old message does not linger
     with Session(app.extensions["diary.engine"]) as s:
         [log] = s.exec(select(DoseLog)).all()
         assert log.fasting is True
