@@ -32,15 +32,13 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # What a proxy or a load balancer sends (a UUID, a hex or base64url string); anything else —
 # too long, spaces, newlines that would forge a log line — is replaced by our own id.
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
-# Loggers that would print a URL, a query string or a message body at INFO.
+# Loggers that print a URL, a query string or a message body at INFO (urllib3, twilio's request
+# log), or only noise (every APScheduler run, Alembic's plugin set-up).
 _QUIET = ("urllib3", "twilio", "diary.messaging.gateway.http", "apscheduler", "alembic.runtime.plugins")
 
 
 class _CurrentStderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is now (pytest and gunicorn replace it after start-up)."""
-
-    def __init__(self) -> None:
-        super().__init__()
 
     @property
     def stream(self):  # type: ignore[override]
