@@ -20,7 +20,6 @@ import hmac
 import logging
 import os
 import time
-from datetime import UTC
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -85,7 +84,8 @@ class _Database:
 
     def _read(self, s):
         from diary import clock
-        from diary.models import Flag, Message, SchedulerHeartbeat
+        from diary.models import Flag, Message
+        from diary.scheduling import heartbeat
 
         outbox = GaugeMetricFamily("diary_outbox_messages", "Messages in the SMS outbox, by status",
                                    labels=["status"])
@@ -97,13 +97,12 @@ class _Database:
                                   .group_by(Flag.kind)).all():
             flags.add_metric([kind], count)
         yield flags
-        beat = s.exec(select(SchedulerHeartbeat).order_by(SchedulerHeartbeat.at.desc()).limit(1)).first()
+        beat = heartbeat.last_beat(s)  # the same row /health and the staff alarm read
         age = GaugeMetricFamily("diary_scheduler_heartbeat_age_seconds",
                                 "Seconds since the scheduler's last tick (absent: it never ticked)")
         duration = GaugeMetricFamily("diary_scheduler_tick_duration_seconds", "How long the last tick took")
         if beat is not None:
-            at = beat.at if beat.at.tzinfo else beat.at.replace(tzinfo=UTC)
-            age.add_metric([], max((clock.now() - at).total_seconds(), 0.0))
+            age.add_metric([], max((clock.now() - beat.at).total_seconds(), 0.0))
             duration.add_metric([], beat.duration_ms / 1000)
         yield age
         yield duration
