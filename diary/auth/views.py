@@ -239,6 +239,12 @@ def activate(token: str):
     return render_template("auth/activate.html", form=form)
 
 
+@keep_typed("auth.forgot_pin")
+def _forgot_pin_expired(message: str):
+    flash(message, "error")
+    return render_template("auth/forgot_pin.html", form=ForgotPinForm()), 400
+
+
 @bp.route("/pin/forgot", methods=["GET", "POST"])
 @login_limit
 def forgot_pin():

@@ -214,3 +214,11 @@ def test_a_nul_byte_gets_its_own_translated_explanation_on_the_error_page(client
     r = client.post("/login", data={"csrf_token": csrf_from(client, "/login"), "phone": "1\x00", "pin": "1234"})
     html = r.get_data(as_text=True)
     assert r.status_code == 400 and "您输入的内容含有无法保存的字符" in html and '<body class="patient"' in html
+
+
+def test_a_csrf_refusal_on_forgot_pin_keeps_the_phone_number(client, world):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    r = client.post("/pin/forgot", data={"csrf_token": "expired", "phone": world.phones["pa"]})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "What you entered is still here" in html
+    assert f'value="{world.phones["pa"]}"' in html
