@@ -120,9 +120,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _select_locale() -> str:
-    from flask_login import current_user
+    from diary.errors import signed_in
 
-    language = getattr(current_user, "language", None)
+    # signed_in(): even with the database down, the error page finds the person's language.
+    language = getattr(signed_in(), "language", None)
     if language:
         return language
     if session.get("lang") in ("zh", "en"):
@@ -131,9 +132,9 @@ def _select_locale() -> str:
 
 
 def _select_timezone() -> str | None:
-    from flask_login import current_user
+    from diary.errors import signed_in
 
-    return getattr(current_user, "timezone", None)
+    return getattr(signed_in(), "timezone", None)
 
 
 def _template_globals() -> dict[str, Any]:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, render_template, request, url_for
+from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
@@ -63,18 +63,23 @@ def _csrf_text() -> tuple[str, str]:
 
 def area() -> str:
     """'staff' or 'patient': the person's own area, else the area of the address."""
-    user = _user()
+    user = signed_in()
     if user is not None:
         return "staff" if getattr(user, "kind", None) == "staff" else "patient"
     return "staff" if request.blueprint == "staff" or request.path.startswith("/staff") else "patient"
 
 
-def _user():
-    # Loading the user reads the database, which may be what failed.
+def signed_in():
+    """The signed-in person, or None. Loading them reads the database, which may be what failed:
+    then this request goes on as anonymous, so that the language choice and every template (which
+    Flask-Login gives current_user) work without the database."""
     try:
-        return current_user if current_user.is_authenticated else None
+        user = current_user._get_current_object()
     except Exception:  # noqa: BLE001 - an error page must render whatever broke
+        g._login_user = current_app.login_manager.anonymous_user()
         return None
+    return user if user.is_authenticated else None
+
 
 
 def _home() -> str:
@@ -93,7 +98,7 @@ def _back() -> str | None:
 
 
 def _layout() -> str:
-    user = _user()
+    user = signed_in()
     if area() == "staff":
         return "staff/base.html" if user is not None else "auth/staff_base.html"
     return "patient/base.html" if user is not None else "auth/patient_base.html"
@@ -122,6 +127,7 @@ def _describe(error: HTTPException) -> tuple[str, str]:
 
 def render_error(error: HTTPException):
     code = error.code or 500
+    signed_in()  # first: the language and the layout depend on it
     title, text = _describe(error)
     if request.blueprint == "sms":
         return Response("", status=code)  # Twilio reads only the status
@@ -151,7 +157,8 @@ def render_error(error: HTTPException):
             body = render_template("errors/page.html", layout=_layout(), **context)
         except Exception:  # noqa: BLE001 - e.g. the database is down and the layout reads it
             log.exception("could not render the %s page in its layout", code)
-            body = render_template("errors/page.html", layout="errors/bare.html", **context)
+            bare = "auth/staff_base.html" if area() == "staff" else "auth/patient_base.html"
+            body = render_template("errors/page.html", layout=bare, **context)
         response = Response(body, status=code)
     if code == 405 and getattr(error, "valid_methods", None):
         response.headers["Allow"] = ", ".join(error.valid_methods)

@@ -222,3 +222,21 @@ def test_a_csrf_refusal_on_forgot_pin_keeps_the_phone_number(client, world):
     html = r.get_data(as_text=True)
     assert r.status_code == 400 and "What you entered is still here" in html
     assert f'value="{world.phones["pa"]}"' in html
+
+
+@pytest.mark.parametrize("who", ["staff", "participant"])
+def test_with_the_database_down_the_500_page_still_comes_in_the_right_style(app, client, auth, tmp_path, who):
+    from diary import db
+
+    auth.staff("nurse_a") if who == "staff" else auth.participant("pa")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    working = app.extensions["diary.engine"]
+    app.extensions["diary.engine"] = db.make_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite3")
+    try:
+        r = client.get("/staff/" if who == "staff" else "/", headers={"Accept-Language": "en"})
+    finally:
+        app.extensions["diary.engine"].dispose()
+        app.extensions["diary.engine"] = working
+    html = r.get_data(as_text=True)
+    assert r.status_code == 500 and "<h1>Something went wrong</h1>" in html
+    assert f'<body class="{"staff" if who == "staff" else "patient"}"' in html
