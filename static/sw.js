@@ -5,7 +5,7 @@
 "use strict";
 // /sw.js (diary/patient/pwa.py) is this file with every "/static/…" URL below given its content
 // hash (?v=…) and SHELL renamed after those hashes: a deployment that changes a file changes this
-// worker, the browser installs it, and "activate" drops the previous shell.
+// worker, the browser installs it, and "activate" drops the previous shell. No manual bump needed.
 var SHELL = "shell-v1";
 var SHELL_FILES = ["/static/app.css", "/static/app.js", "/static/vendor/htmx-2.0.11.min.js",
   "/static/icons/icon.svg", "/static/icons/icon-192.png", "/static/offline.html"];

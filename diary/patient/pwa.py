@@ -14,6 +14,7 @@ from diary import static_assets
 from diary.patient import bp
 
 _STATIC_URL = re.compile(r'"/static/([^"?]+)"')
+_SHELL_NAME = re.compile(r'var SHELL = "shell-[^"]*";')
 
 
 def worker_source(app) -> str:
@@ -28,7 +29,8 @@ def worker_source(app) -> str:
 
     source = _STATIC_URL.sub(hashed, source)
     version = hashlib.sha256("\n".join(urls).encode()).hexdigest()[:12]
-    return source.replace('var SHELL = "shell-v1";', f'var SHELL = "shell-{version}";', 1)
+    # Whatever name the file gives (a manual "shell-v2" bump included), the served one follows the hashes.
+    return _SHELL_NAME.sub(f'var SHELL = "shell-{version}";', source, count=1)
 
 
 @bp.get("/sw.js")

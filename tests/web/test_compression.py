@@ -105,3 +105,11 @@ def test_static_files_that_are_never_documents_skip_the_document_policies(app, c
     assert client.get(js).headers["X-Content-Type-Options"] == "nosniff"
     for url in (html, svg):
         assert "frame-ancestors 'none'" in client.get(url).headers["Content-Security-Policy"], url
+
+
+def test_the_served_shell_name_follows_the_hashes_whatever_name_the_file_gives(app, tmp_path):
+    static = tmp_path / "static"
+    shutil.copytree(app.static_folder, static)
+    worker = static / "sw.js"
+    worker.write_text(re.sub(r'var SHELL = "shell-[^"]*";', 'var SHELL = "shell-v2";', worker.read_text()))
+    assert re.search(r'var SHELL = "shell-[0-9a-f]{12}";', worker_source(SimpleNamespace(static_folder=str(static))))
