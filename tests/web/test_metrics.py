@@ -138,3 +138,46 @@ def test_with_the_database_down_the_scrape_still_answers_and_says_so(app, client
     assert value(samples, "diary_database_up") == 0
     assert any(name == "diary_http_requests_total" for name, _labels in samples)
     assert value(scrape(client), "diary_database_up") == 1
+
+
+@pytest.mark.any_db
+def test_with_a_shared_directory_every_gunicorn_worker_is_counted(database_url, tmp_path):
+    """Two workers answer in turn; one scrape adds up both (prometheus_client's multiprocess mode)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+    from urllib.request import urlopen
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY="k" * 32, DATA_ENCRYPTION_KEY="d" * 32,
+               RATELIMIT_ENABLED="false", LOG_LEVEL="WARNING", PROMETHEUS_MULTIPROC_DIR=str(shared))
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+                             "wsgi:app"], cwd=Path(__file__).resolve().parents[2], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                urlopen(f"http://127.0.0.1:{port}/login", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        # At once, so that while one worker is busy the other answers.
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(lambda _: urlopen(f"http://127.0.0.1:{port}/login", timeout=10).read(), range(40)))
+        text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert value(samples, "diary_http_requests_total", endpoint="auth.participant_login", method="GET",
+                 status="200") == 41  # and the readiness probe
+    assert len(list(shared.glob("counter_*.db"))) == 2  # both workers wrote their counters
