@@ -183,6 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, instance_path: str) -
         ),
         "BABEL_DEFAULT_TIMEZONE": tz,
         "PROXY_FIX": envbool(env, "PROXY_FIX", False),
+        **_operations_settings(env, production),
         **_argon2_settings(env),
         **_scheduler_settings(env),
     }
@@ -260,4 +261,26 @@ def _scheduler_settings(env: Mapping[str, str]) -> dict:
         "DIGEST_TIME": _hhmm(env, "DIGEST_TIME", "08:30"),
         "STAFF_SMS_LANGUAGE": language,
         "LAB_OVERDUE_HOURS": envfloat(env, "LAB_OVERDUE_HOURS", 12.0),
+    }
+
+
+def _operations_settings(env: Mapping[str, str], production: bool) -> dict:
+    """Logs, metrics and request limits (issue 14)."""
+    log_format = env.get("LOG_FORMAT") or ("json" if production else "text")
+    if log_format not in ("json", "text"):
+        raise SettingsError(f"LOG_FORMAT must be json or text, not {log_format!r}")
+    level = (env.get("LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {level!r}")
+    return {
+        "LOG_FORMAT": log_format,
+        "LOG_LEVEL": level,
+        # Bearer token for GET /metrics; without one, /metrics answers only the machine itself.
+        "METRICS_TOKEN": envsecret(env, "METRICS_TOKEN"),
+        # A larger body is refused with a translated 413 before any view reads it.
+        "MAX_CONTENT_LENGTH": envint(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
+        # Flask-Compress: brotli for browsers that take it, else gzip; files too (streamed).
+        "COMPRESS_ALGORITHM": ["br", "gzip"],
+        "COMPRESS_ALGORITHM_STREAMING": ["br", "gzip"],
+        "COMPRESS_BR_LEVEL": 5,
     }

@@ -15,6 +15,8 @@ class AppendOnlyError(RuntimeError):
 
 
 def make_engine(url: str, **kw) -> Engine:
+    # A database error's message must not carry the statement's values into a log (names, notes).
+    kw.setdefault("hide_parameters", True)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):

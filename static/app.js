@@ -13,13 +13,22 @@
   // and their late responses would set the old session cookie over the sign-in page's new one.
   var signingOut = false;
 
-  if (window.htmx) {
-    // A 422 carries the form back with its error message: swap it like a 200.
-    htmx.config.responseHandling = [
-      { code: "204", swap: false }, { code: "[23]..", swap: true }, { code: "422", swap: true },
-      { code: "[45]..", swap: false, error: true }, { code: "...", swap: false }
-    ];
-  }
+  // htmx swaps 4xx/5xx answers (base.html's htmx-config; diary/errors.py aims error pages at the
+  // message area). A page open too long gets a CSRF refusal carrying a fresh token: put it in, so
+  // the form, still as typed, works on the next tap.
+  // A new tap starts afresh: the previous error message (if any) goes.
+  document.addEventListener("htmx:beforeRequest", function () {
+    var area = document.getElementById("request-error");
+    if (area) area.textContent = "";
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    var fresh = event.detail.xhr && event.detail.xhr.getResponseHeader("X-CSRF-Token");
+    if (!fresh) return;
+    document.body.setAttribute("hx-headers", JSON.stringify({ "X-CSRFToken": fresh }));
+    Array.prototype.forEach.call(document.querySelectorAll("input[name=csrf_token]"), function (input) {
+      input.value = fresh;
+    });
+  });
 
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).then(function () {

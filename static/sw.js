@@ -3,9 +3,10 @@
    other session's pages are deleted as soon as the network shows a different person, or nobody.
    Sign-out also sends Clear-Site-Data, which empties every cache. */
 "use strict";
-// Bump when a shell file changes: a phone keeps the old copies until the worker installs anew
-// (v2: app.js sends the fasting answer as yes / no / unsure).
-var SHELL = "shell-v2";
+// /sw.js (diary/patient/pwa.py) is this file with every "/static/…" URL below given its content
+// hash (?v=…) and SHELL renamed after those hashes: a deployment that changes a file changes this
+// worker, the browser installs it, and "activate" drops the previous shell. No manual bump needed.
+var SHELL = "shell-v1";
 var SHELL_FILES = ["/static/app.css", "/static/app.js", "/static/vendor/htmx-2.0.11.min.js",
   "/static/icons/icon.svg", "/static/icons/icon-192.png", "/static/offline.html"];
 
@@ -50,11 +51,17 @@ self.addEventListener("fetch", function (event) {
   var url = new URL(request.url);
   if (request.method !== "GET" || url.origin !== self.location.origin) return;
   if (url.pathname.indexOf("/static/") === 0) {
-    // Stale-while-revalidate: instant on a weak connection, fresh on the next load.
+    // A content-hashed URL names one version of a file for ever: the cached copy is the file.
+    // Without a network, an unhashed or other-version URL (offline.html's stylesheet) gets the
+    // shell's copy of that file.
     event.respondWith(caches.open(SHELL).then(function (c) {
-      return c.match(request, { ignoreSearch: true }).then(function (hit) {
-        var fresh = fetch(request).then(function (r) { if (r.ok) c.put(request, r.clone()); return r; });
-        return hit || fresh;
+      return c.match(request).then(function (hit) {
+        return hit || fetch(request).then(function (r) {
+          if (r.ok && url.searchParams.has("v")) c.put(request, r.clone());
+          return r;
+        }).catch(function (error) {
+          return c.match(request, { ignoreSearch: true }).then(function (old) { if (old) return old; throw error; });
+        });
       });
     }));
     return;

@@ -33,6 +33,7 @@ from diary.auth.forms import (
     StaffLoginForm,
     TotpForm,
 )
+from diary.errors import keep_typed
 from diary.extensions import limiter
 from diary.messaging import outbox
 from diary.models import Site, StaffUser
@@ -246,6 +247,13 @@ def participant_login():
     return render_template("auth/participant_login.html", form=form)
 
 
+@keep_typed("auth.participant_login")
+def _login_expired(message: str):
+    """A CSRF refusal on the sign-in page (left open too long): the phone number stays, never the PIN."""
+    flash(message, "error")
+    return render_template("auth/participant_login.html", form=ParticipantLoginForm()), 400
+
+
 @bp.route("/activate/<token>", methods=["GET", "POST"])
 @login_limit
 def activate(token: str):
@@ -263,6 +271,12 @@ def activate(token: str):
         flash(_("Your PIN is set. You will stay signed in on this phone."), "success")
         return redirect(url_for("patient.today"))
     return render_template("auth/activate.html", form=form)
+
+
+@keep_typed("auth.forgot_pin")
+def _forgot_pin_expired(message: str):
+    flash(message, "error")
+    return render_template("auth/forgot_pin.html", form=ForgotPinForm()), 400
 
 
 @bp.route("/pin/forgot", methods=["GET", "POST"])

@@ -102,8 +102,9 @@ class Gateway(Protocol):
 # --- phone numbers stay out of logs and error texts --------------------------------------
 
 # Numbers with a "+" (also URL-encoded, as in To=%2B86...) however short, since a malformed
-# number is still personal data; bare digit runs from 7 on, leaving ports and error codes.
-_PHONE_LIKE = re.compile(r"(?:\+|%2[Bb])\d{3,}|\d{7,}")
+# number is still personal data; bare digit runs from 7 on, leaving ports and error codes, and
+# leaving digits inside an identifier or a digest (SM3f0123456…, an audit checkpoint's hash).
+_PHONE_LIKE = re.compile(r"(?:\+|%2[Bb])\d{3,}|(?<![0-9A-Za-z])\d{7,}(?![0-9A-Za-z])")
 
 
 def mask_phone(number: str) -> str:

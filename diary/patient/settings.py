@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from diary import audit, clock, db
 from diary.auth import devices, participant_required
+from diary.errors import keep_typed
 from diary.patient import bp
 from diary.patient.common import cfg, me
 from diary.patient.messages import settings_error
@@ -42,6 +43,15 @@ def end_device(device_id: int):
     s.commit()
     flash(_("That phone is signed out."), "success")
     return redirect(url_for("patient.settings"), 303)
+
+
+@keep_typed("patient.save_settings")
+def _settings_expired(message: str):
+    """A CSRF refusal (the page was open too long): the settings again, as chosen."""
+    if getattr(current_user, "kind", None) != "participant":
+        raise LookupError("nobody signed in: the plain error page")
+    values = {name: request.form.get(name, "") for name in ("reminder_time", "language", "sms")}
+    return render_template("patient/settings.html", values=values, error=message, **_devices()), 400
 
 
 @bp.post("/settings")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from diary import clock, db, study
 from diary.auth import participant_required
+from diary.errors import keep_typed
 from diary.patient import bp
 from diary.patient.common import cfg, me, my_site
 from diary.patient.messages import SEVERITIES, SYMPTOM_GROUPS, symptom_error
@@ -50,6 +52,16 @@ def report():
                      answers={a["key"]: a["severity"] for a in answers})
     db.session().commit()
     return _after_report(saved)
+
+
+@keep_typed("patient.report")
+def _report_expired(message: str):
+    """A CSRF refusal (the page was open too long): the checklist again, as ticked and typed."""
+    if getattr(current_user, "kind", None) != "participant":
+        raise LookupError("nobody signed in: the plain error page")
+    answers = _form_answers(request.form)
+    return _page(400, error=message, note=request.form.get("note", ""),
+                 answers={a["key"]: a["severity"] for a in answers})
 
 
 def _after_report(saved):

@@ -13,11 +13,12 @@ import logging
 import signal
 import threading
 import time as time_module
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from flask import Flask
+from flask import Flask, g
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -98,9 +99,14 @@ def run_jobs(engine: Engine, jobs: Jobs, now: datetime, *, stop: threading.Event
     return summary
 
 
+def _name_the_tick() -> None:
+    g.request_id = f"tick-{uuid.uuid4().hex[:12]}"  # on every log line of this tick (diary.logs)
+
+
 def tick(app: Flask, now: datetime, **kw) -> Iterator[str]:
     """Run each job once at `now` and describe what it did."""
     with app.app_context():
+        _name_the_tick()
         summary = run_jobs(db.engine(), Jobs.from_app(app), now, **kw)
     yield f"{now.isoformat()}: " + ", ".join(f"{key}={value}" for key, value in summary.items())
 
@@ -114,6 +120,7 @@ def run(app: Flask, interval_seconds: int | None = None) -> None:
 
     def job() -> None:
         with app.app_context():
+            _name_the_tick()
             # The wall clock stamps claims and sends: a rate-limited batch can outlast a tick.
             jobs = Jobs.from_app(app, clock=utc_now)
             # A long batch yields to the next tick, so a new danger alert never waits behind it.
@@ -143,8 +150,7 @@ def run(app: Flask, interval_seconds: int | None = None) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run at INFO
+    # Logging is set up by create_app (diary.logs), as for the web tier.
     log.info("scheduler started; ticking every %ss", interval)
     scheduler.start()
     log.info("scheduler stopped")

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, or_, update
 from sqlmodel import Session, select
 
+from diary import metrics
 from diary.messaging.gateway import GatewayError
 from diary.messaging.outbox import template_of
 from diary.models import Message
@@ -161,7 +162,10 @@ class Dispatcher:
             provider_id = self.jobs.gateway.send(to, message.body, status_callback=self._callback(message),
                                                  template=template)
         except GatewayError as exc:
-            return self._failed(message, claimed_at, exc)
+            outcome = self._failed(message, claimed_at, exc)
+            metrics.count_send(self.jobs.gateway, "uncertain" if outcome == "unreachable" else outcome)
+            return outcome
+        metrics.count_send(self.jobs.gateway, "sent", provider=getattr(provider_id, "provider", None))
         _transition(self.s, message.id, "sending", claimed_at, status="sent", provider_id=str(provider_id),
                     provider=getattr(provider_id, "provider", None),
                     sent_at=self.stamp(), last_error=None, next_attempt_at=None)

@@ -1,5 +1,6 @@
 """The installable app: manifest, icons, service worker, and forgetting the phone at sign-out."""
 
+import re
 import struct
 
 import pytest
@@ -48,7 +49,8 @@ def test_participant_pages_link_the_manifest_and_the_script(client, auth, world)
     auth.participant("pa")
     html = client.get("/").get_data(as_text=True)
     assert 'rel="manifest" href="/manifest.webmanifest?lang=en"' in html
-    assert '<script src="/static/app.js" defer></script>' in html
+    # Content-hashed (diary/static_assets.py): a new version is a new URL.
+    assert re.search(r'<script src="/static/app\.js\?v=[0-9a-f]{12}" defer></script>', html)
 
 
 def test_participant_pages_name_their_offline_cache_partition_without_revealing_who(client, auth, world):
