@@ -70,10 +70,10 @@ def test_a_participants_check_off_after_a_stale_token_works_on_the_next_tap(page
                                                                            console_errors):
     sign_in(page, live_server, world)
     _spoil_the_csrf_token(page)
-    page.get_by_label("I took it on an empty stomach").first.check()
+    page.get_by_label("Yes, on an empty stomach").first.check()
     page.get_by_role("button", name="I took it", exact=True).click()
     expect(page.locator("#request-error")).to_contain_text("This page had expired")
-    expect(page.get_by_label("I took it on an empty stomach").first).to_be_checked()  # still as ticked
+    expect(page.get_by_label("Yes, on an empty stomach").first).to_be_checked()  # still as ticked
     with Session(app.extensions["diary.engine"]) as s:
         assert s.exec(select(DoseLog)).all() == []
     # The refusal carried a fresh token; app.js put it in, so the same tap now records the dose.
@@ -82,7 +82,7 @@ def test_a_participants_check_off_after_a_stale_token_works_on_the_next_tap(page
     expect(page.locator("#request-error")).to_be_empty()  # the old message does not linger
     with Session(app.extensions["diary.engine"]) as s:
         [log] = s.exec(select(DoseLog)).all()
-        assert log.fasting is True
+        assert log.fasting == "yes"
     assert [e for e in console_errors if "400" not in e] == []
 
 

@@ -118,10 +118,10 @@ def test_a_future_time_for_a_late_dose_is_refused_in_place(page, live_server, wo
     at_local_nine(clock)
     sign_in(page, live_server, world)
     late = page.locator(".day-card", has=page.get_by_role("heading", name=re.compile(r"^Day 2 ·")))
-    late.get_by_label(re.compile(r", ")).last.check()  # today's date
+    late.locator("input[name=taken_on]").last.check()  # today's date
     late.get_by_label("What time did you take it?").fill("23:50")
     late.get_by_role("button", name="Save: I took it at this time").click()
-    expect(page.get_by_role("alert")).to_have_text(re.compile("That time has not come yet"))
+    expect(late.get_by_role("alert")).to_have_text(re.compile("That time has not come yet"))
     assert dose_logs(app) == []
 
 
