@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from diary import study
 from diary.study import DoseStatus, StudyConfig
+
+T = TypeVar("T")
 
 # -------------------------------------------------------------------------------------------------
 # The "current row" rule, Python form (the SQL form is services.course_records.is_current).
@@ -149,6 +151,19 @@ def doses(record: CourseRecord, cfg: StudyConfig) -> tuple[float, ...]:
 def _doses(starting_mg: float, decisions: tuple[tuple[int, float], ...], length: int) -> tuple[float, ...]:
     # study.dose_for_day day by day; courses share a handful of decision patterns, hence the cache.
     return tuple(study.dose_for_day(day, starting_mg, decisions) for day in range(1, length + 1))
+
+
+def course_to_show(courses: Iterable[T], today: date, cfg: StudyConfig, *, day1=lambda c: c.day1) -> T | None:
+    """The course running today; else the next one; else the most recent one (DESIGN §3)."""
+    ordered = sorted(courses, key=day1)
+    length = timedelta(days=cfg.course_length_days - 1)
+    for course in ordered:
+        if day1(course) <= today <= day1(course) + length:
+            return course
+    upcoming = [c for c in ordered if day1(c) > today]
+    if upcoming:
+        return upcoming[0]
+    return ordered[-1] if ordered else None
 
 
 def ended_on(record: CourseRecord) -> date | None:

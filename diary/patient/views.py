@@ -22,7 +22,7 @@ from diary.services.dosing import DoseLogError
 def today():
     view = day_cards.today_view(db.session(), me(), cfg(), clock.now())
     return page_or_fragment("patient/today.html", "patient/_today.html", view=view, site=my_site(),
-                            advice=cfg().advice(me().language), cfg=cfg(), changes=_changes())
+                            advice=cfg().advice(me().language), cfg=cfg(), changes=view.changes)
 
 
 def _changes() -> list[day_cards.DoseChangeNotice]:
@@ -38,10 +38,14 @@ def _own_course_or_404(course_id: int):
 
 
 def _card_or_404(course_id: int, day: int) -> day_cards.DayCard:
-    card = day_cards.load_card(db.session(), me(), _own_course_or_404(course_id), day, cfg(), clock.now())
-    if card is None:
+    return _card_and_record_or_404(course_id, day)[0]
+
+
+def _card_and_record_or_404(course_id: int, day: int):
+    loaded = day_cards.load_card(db.session(), me(), _own_course_or_404(course_id), day, cfg(), clock.now())
+    if loaded is None:
         abort(404)
-    return card
+    return loaded
 
 
 def _render_card(card: day_cards.DayCard, *, error: str | None = None, done: str | None = None,
@@ -67,7 +71,7 @@ def not_taken_form(course_id: int, day: int):
 
 
 def _act(course_id: int, day: int, outcome: str):
-    card = _card_or_404(course_id, day)
+    card, record = _card_and_record_or_404(course_id, day)
     form, now = request.form, clock.now()
     try:
         taken_at = None
@@ -77,7 +81,7 @@ def _act(course_id: int, day: int, outcome: str):
             db.session(), cfg(), participant=me(), course=_own_course_or_404(course_id), day=day,
             outcome=outcome,
             client_key=form.get("client_key"), now=now, taken_at=taken_at,
-            reason=form.get("reason"), fasting=form.get("fasting"),
+            reason=form.get("reason"), fasting=form.get("fasting"), record=record,
         )
     except DoseLogError as error:
         db.session().rollback()

@@ -7,13 +7,13 @@ together what a page needs (undo window, late-logging dates, the days still open
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, select
 
 from diary import course_record, study
-from diary.course_record import CourseDay, PauseFact
+from diary.course_record import CourseDay, CourseRecord, PauseFact
 from diary.models import Course, DoseLog, Participant, course_not_voided
 from diary.services import dosing
 from diary.services.course_records import load_record, load_records
@@ -48,12 +48,13 @@ class DayCard:
 
 @dataclass(frozen=True)
 class TodayView:
-    course: Course | None
+    course: CourseRecord | None  # the course to show (course_record.course_to_show)
     today: date
     card: DayCard | None  # None when no course day falls today
     open_days: list[DayCard]  # earlier days nothing was logged for, still before the cutoff
     missed_days: list[CourseDay]  # days whose cutoff passed recently with nothing logged
     pause: PauseFact | None = None  # an open clinical-review pause: wait for the team's call
+    changes: list[DoseChangeNotice] = field(default_factory=list)  # signed changes not yet understood
 
 
 def check_client_key(key: object) -> str:
@@ -83,7 +84,7 @@ def running_course_id(session: Session, participant: Participant, cfg: StudyConf
     return course.id if course and study.course_day_on(course.start_date, today, cfg) else None
 
 
-def card_for(course: Course, plan: CourseDay, now: datetime, tz: str, cfg: StudyConfig) -> DayCard:
+def card_for(record: CourseRecord, plan: CourseDay, now: datetime, tz: str, cfg: StudyConfig) -> DayCard:
     today = study.local_date(now, tz)
     undo_until = None
     log = plan.log
@@ -95,34 +96,39 @@ def card_for(course: Course, plan: CourseDay, now: datetime, tz: str, cfg: Study
     if plan.may_log:
         days = (today - plan.date).days
         taken_on = tuple(plan.date + timedelta(days=n) for n in range(days + 1))
-    return DayCard(course_id=course.id, cycle=course.cycle_number, plan=plan, today=today,
+    return DayCard(course_id=record.course_id, cycle=record.cycle, plan=plan, today=today,
                    undo_until=undo_until, taken_on=taken_on)
 
 
 def load_card(session: Session, participant: Participant, course: Course, day: int,
-              cfg: StudyConfig, now: datetime) -> DayCard | None:
+              cfg: StudyConfig, now: datetime) -> tuple[DayCard, CourseRecord] | None:
+    """A day's card, and the record it was read from (a check-off hands it on to dosing.log_dose,
+    so the request reads the course once)."""
     if not 1 <= day <= cfg.course_length_days:
         return None
-    days = course_record.course_days(load_record(session, course.id), cfg, now)
-    return card_for(course, days[day - 1], now, participant.timezone, cfg)
+    record = load_record(session, course.id)
+    days = course_record.course_days(record, cfg, now)
+    return card_for(record, days[day - 1], now, participant.timezone, cfg), record
 
 
 def today_view(session: Session, participant: Participant, cfg: StudyConfig, now: datetime) -> TodayView:
+    """The today page, from one load of the participant's course records."""
     tz = participant.timezone
     today = study.local_date(now, tz)
-    course = dosing.course_for(session, participant, today, cfg)
-    if course is None:
-        return TodayView(None, today, None, [], [])
-    record = load_record(session, course.id)
+    records = load_records(session, Course.participant_id == participant.id, course_not_voided())
+    changes = _notices(records.values(), cfg, now)
+    record = course_record.course_to_show(records.values(), today, cfg)
+    if record is None:
+        return TodayView(None, today, None, [], [], changes=changes)
     plans = course_record.course_days(record, cfg, now)
-    number = study.course_day_on(course.start_date, today, cfg)
-    card = card_for(course, plans[number - 1], now, tz, cfg) if number else None
-    open_days = [card_for(course, p, now, tz, cfg) for p in plans
+    number = study.course_day_on(record.day1, today, cfg)
+    card = card_for(record, plans[number - 1], now, tz, cfg) if number else None
+    open_days = [card_for(record, p, now, tz, cfg) for p in plans
                  if p.date < today and p.may_log and p.status == DoseStatus.DUE]
     # Only the latest misses: the calendar lists the whole course.
     recent = now - timedelta(days=1)
     missed = [p for p in plans if p.status == DoseStatus.MISSED and p.cutoff >= recent]
-    return TodayView(course, today, card, open_days, missed, record.open_pause)
+    return TodayView(record, today, card, open_days, missed, record.open_pause, changes)
 
 
 @dataclass(frozen=True)
@@ -143,10 +149,14 @@ class DoseChangeNotice:
 def dose_change_notices(session: Session, participant: Participant, cfg: StudyConfig,
                         now: datetime) -> list[DoseChangeNotice]:
     """What the participant's pages announce until they tap "I understand" (course_record.changes_to_announce)."""
-    records = load_records(session, Course.participant_id == participant.id, course_not_voided())
+    return _notices(load_records(session, Course.participant_id == participant.id, course_not_voided()).values(),
+                    cfg, now)
+
+
+def _notices(records, cfg: StudyConfig, now: datetime) -> list[DoseChangeNotice]:
     return [DoseChangeNotice(decision_id=change.id, from_date=study.date_of_day(record.day1, change.day, cfg),
                              dose_mg=change.dose_mg, tablets=study.tablet_count(change.dose_mg, cfg))
-            for record in sorted(records.values(), key=lambda r: r.day1)
+            for record in sorted(records, key=lambda r: r.day1)
             for change in course_record.changes_to_announce(record, cfg, now)]
 
 
@@ -165,12 +175,12 @@ def stated_time(taken_on: str | None, at: str | None, tz: str) -> datetime:
 def log_from_diary(session: Session, cfg: StudyConfig, *, participant: Participant, course: Course,
                    day: int, outcome: str, client_key: str | None, now: datetime,
                    taken_at: datetime | None = None, reason: str | None = None,
-                   fasting: object = None) -> DoseLog:
+                   fasting: object = None, record: CourseRecord | None = None) -> DoseLog:
     """A participant's own log from the page or offline sync; the caller commits. `fasting` is the
     answer as sent (dosing.fasting_answer reads it)."""
     return dosing.log_dose(
         session, cfg, participant=participant, course=course, day=day, outcome=outcome,
         client_key=check_client_key(client_key), source="participant", now=now,
         taken_at=taken_at, reason=reason if outcome == "not_taken" else None,
-        fasting=dosing.fasting_answer(fasting) if outcome == "taken" else None,
+        fasting=dosing.fasting_answer(fasting) if outcome == "taken" else None, record=record,
     )

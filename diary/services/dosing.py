@@ -47,18 +47,9 @@ def fasting_answer(value: object) -> str | None:
 
 
 def course_for(session: Session, participant: Participant, today: date, cfg: StudyConfig) -> Course | None:
-    """The course running today; else the next one; else the most recent one."""
-    courses = session.exec(
-        select(Course).where(Course.participant_id == participant.id, course_not_voided()).order_by(Course.start_date)
-    ).all()
-    length = timedelta(days=cfg.course_length_days - 1)
-    for course in courses:
-        if course.start_date <= today <= course.start_date + length:
-            return course
-    upcoming = [c for c in courses if c.start_date > today]
-    if upcoming:
-        return upcoming[0]
-    return courses[-1] if courses else None
+    """The course running today; else the next one; else the most recent one (course_record.course_to_show)."""
+    courses = session.exec(select(Course).where(Course.participant_id == participant.id, course_not_voided())).all()
+    return course_record.course_to_show(courses, today, cfg, day1=lambda c: c.start_date)
 
 
 def log_dose(
@@ -77,11 +68,13 @@ def log_dose(
     fasting: str | None = None,
     staff_id: int | None = None,
     correction_reason: str | None = None,
+    record: CourseRecord | None = None,
 ) -> DoseLog:
     """Record taken / not taken / undo for one course day; a replayed client_key returns the first record.
 
     Participants (page, offline sync, SMS) may log until the cutoff; after it only staff may,
-    with a reason. A correction supersedes the previous record; nothing is deleted.
+    with a reason. A correction supersedes the previous record; nothing is deleted. `record`: the
+    course's record as this request already loaded it (read once per request), else it is loaded.
     """
     existing = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
     if existing is not None:
@@ -97,7 +90,8 @@ def log_dose(
     if fasting is not None and (fasting not in FASTING or outcome != "taken"):
         raise DoseLogError("bad_fasting")
 
-    record = load_record(session, course.id)
+    if record is None or record.course_id != course.id:
+        record = load_record(session, course.id)
     plan = course_record.course_days(record, cfg, now)[day - 1]
     head = _head(session, course.id, day)
     current = head if head is not None and head.outcome != "retracted" else None

