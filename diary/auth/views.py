@@ -61,7 +61,9 @@ def _safe_next(default: str) -> str:
     return default
 
 
-def _refusal(error: auth.SignInError) -> str:
+def _refusal(error: auth.SignInError, mismatch: str | None = None) -> str:
+    """What a refused sign-in says. `mismatch` names what was typed (the same words whether the
+    account exists or not, so the answer reveals nothing)."""
     if error.reason == "locked":
         return _(
             "Too many wrong attempts. Please wait %(minutes)d minutes and try again,"
@@ -71,7 +73,7 @@ def _refusal(error: auth.SignInError) -> str:
         return _("This account is not active. Please contact the study team.")
     if error.reason == "expired":
         return _("This link or code has expired or was already used. Ask for a new one.")
-    return _("The details you entered do not match our records.")
+    return mismatch or _("The details you entered do not match our records.")
 
 
 # --- staff ---------------------------------------------------------------------------------
@@ -87,7 +89,7 @@ def staff_login():
                 db.session(), form.email.data, form.password.data, clock.now(), policy()
             )
         except auth.SignInError as exc:
-            flash(_refusal(exc), "error")
+            flash(_refusal(exc, _("The e-mail address or password is not right. Please try again.")), "error")
             return render_template("auth/staff_login.html", form=form), 401
         session["pending_staff"] = [staff.id, staff.auth_version, clock.now().timestamp()]
         if staff.totp_secret_enc:
@@ -240,7 +242,7 @@ def participant_login():
                 db.session(), form.phone.data, form.pin.data, clock.now(), policy(), _cipher()
             )
         except auth.SignInError as exc:
-            flash(_refusal(exc), "error")
+            flash(_refusal(exc, _("The phone number or PIN is not right. Please try again.")), "error")
             return render_template("auth/participant_login.html", form=form), 401
         _login_participant(participant)
         return redirect(_safe_next(url_for("patient.today")))
@@ -333,7 +335,7 @@ def reset_pin():
                 policy(), _cipher(),
             )
         except auth.SignInError as exc:
-            flash(_refusal(exc), "error")
+            flash(_refusal(exc, _("The phone number or code is not right. Please try again.")), "error")
             return render_template("auth/reset_pin.html", form=form), 401
         _login_participant(participant)
         flash(_("Your new PIN is set."), "success")

@@ -193,8 +193,17 @@ def test_phone_and_pin_sign_in_accepts_the_number_as_people_type_it(client, worl
 def test_a_wrong_pin_is_refused(client, world):
     r = _login(client, world.phones["pa"], "0000")
     assert r.status_code == 401
-    assert "The details you entered do not match our records." in r.get_data(as_text=True)
+    assert "The phone number or PIN is not right." in r.get_data(as_text=True)
     assert not _signed_in(client)
+
+
+def test_a_wrong_pin_is_refused_in_plain_chinese(client, world):
+    """Issue 10, wording: 手机号或 PIN 不正确 (not an English-sounding "details do not match")."""
+    token = csrf_from(client, "/login")
+    r = client.post("/login", data={"csrf_token": token, "phone": world.phones["pa"], "pin": "0000"},
+                    headers={"Accept-Language": "zh-CN"})
+    assert r.status_code == 401
+    assert "手机号或 PIN 不正确，请重新输入。" in r.get_data(as_text=True)
 
 
 def test_an_unknown_number_and_a_wrong_pin_get_the_same_answer(app, client, world):

@@ -62,7 +62,7 @@ def test_password_and_authenticator_code_sign_staff_in(client, world, clock):
 def test_a_wrong_password_is_refused_with_a_message_and_an_audit_event(client, world, session):
     r = _password(client, "nurse_a", "wrong password!")
     assert r.status_code == 401
-    assert "The details you entered do not match our records." in r.get_data(as_text=True)
+    assert "The e-mail address or password is not right." in r.get_data(as_text=True)
     events = _events(session, "sign_in_failed")
     assert [(e.actor, e.after["what"]) for e in events] == [(f"staff:{world.staff['nurse_a'].id}", "password")]
     assert not _signed_in(client)
@@ -72,7 +72,7 @@ def test_an_unknown_email_gets_the_same_refusal_as_a_wrong_password(client, worl
     unknown = _password(client, "nobody")
     wrong = _password(client, "nurse_a", "wrong password!")
     assert unknown.status_code == wrong.status_code == 401
-    assert "The details you entered do not match our records." in unknown.get_data(as_text=True)
+    assert "The e-mail address or password is not right." in unknown.get_data(as_text=True)
 
 
 def test_a_wrong_authenticator_code_is_refused(client, world, clock):
@@ -158,7 +158,7 @@ def test_without_mandatory_totp_an_enrolled_authenticator_is_still_asked_for(app
 
 def test_the_fifth_wrong_password_locks_the_account(client, world, session):
     for _ in range(4):
-        assert "do not match" in _password(client, "nurse_a", "wrong password!").get_data(as_text=True)
+        assert "is not right" in _password(client, "nurse_a", "wrong password!").get_data(as_text=True)
     r = _password(client, "nurse_a", "wrong password!")
     assert r.status_code == 401
     assert "Too many wrong attempts" in r.get_data(as_text=True)
