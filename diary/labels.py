@@ -17,6 +17,12 @@ DOSE_STATUS = {
     "paused": _l("Wait for the team's call"),
     "ended": _l("After the end of the study"),
 }
+# Why a dose was not taken, as the words staff and the participant's own record read it ("Not taken.
+# Reason: vomiting", not the first-person button label "I vomited": issue 10, wording).
+NOT_TAKEN_REASON = {
+    "forgot": _l("forgot"), "vomited": _l("vomited"), "side_effects": _l("side effects"),
+    "doctor_said": _l("doctor said so"), "other": _l("other reason"),
+}
 ROLE = {"nurse": _l("nurse"), "investigator": _l("investigator"), "admin": _l("admin")}
 PARTICIPANT_STATUS = {"active": _l("active"), "withdrawn": _l("withdrawn"), "completed": _l("completed")}
 COHORT = {"primary": _l("1 · primary prevention"), "secondary": _l("2 · secondary prevention")}

@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+
 from diary.models import DoseDecision, LabResult
 from diary.study import StudyConfig
 
@@ -83,7 +85,7 @@ def plt_chart(labs: Sequence[LabResult], decisions: Sequence[DoseDecision], cfg:
     markers = []
     for decision in decisions:
         mx = x(decision.effective_day - 0.5)  # a decision applies from the start of its day
-        text = "0 mg (hold)" if decision.dose_mg == 0 else f"{decision.dose_mg:g} mg"
+        text = _("0 mg (hold)") if decision.dose_mg == 0 else _("%(mg)s mg", mg=f"{decision.dose_mg:g}")
         markers.append(Marker(mx, decision.effective_day, text,
                               f"M{mx - 6},{TOP - 14} L{mx + 6},{TOP - 14} L{mx},{TOP - 4} Z"))
     description = "; ".join(f"day {p.day}: PLT {p.plt:g}" for p in points) or "no blood counts yet"

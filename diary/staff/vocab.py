@@ -2,6 +2,8 @@
 
 from flask_babel import lazy_gettext as _l
 
+from diary import labels
+
 # Each day status has a colour (CSS class st-<status>) AND a symbol AND a word: never colour alone.
 DAY_STATUS = {
     "taken": ("✓", _l("Taken")),
@@ -62,10 +64,7 @@ SMS_PROVIDER = {"tencent": _l("Tencent Cloud SMS"), "aliyun": _l("Alibaba Cloud 
 SOURCE = {"participant": _l("participant"), "staff": _l("staff"), "sms": _l("SMS reply")}
 SEVERITY = {"mild": _l("mild"), "moderate": _l("moderate"), "severe": _l("severe"),
             "not_stated": _l("severity not stated")}
-NOT_TAKEN_REASON = {
-    "forgot": _l("forgot"), "vomited": _l("vomited"), "side_effects": _l("side effects"),
-    "doctor_said": _l("doctor said so"), "other": _l("other reason"),
-}
+NOT_TAKEN_REASON = labels.NOT_TAKEN_REASON
 
 
 def rule_text(suggestion) -> str:

@@ -300,3 +300,50 @@ def test_a_dose_change_signed_at_night_waits_for_the_morning(app, sms, enrol, wo
         session.commit()
 
     assert row(session, f"dose_change:{decision.id}").not_before == at(3, "07:00")
+
+
+def _grid_draws(app, session, now, course_id):
+    from diary.services import adherence
+
+    grid = adherence.build_grid(session, app.extensions["diary.study"], now, None)
+    [row] = [r for r in grid.rows if r.course_id == course_id]
+    return [day for day, _on in row.overdue_draws]
+
+
+def _overdue_flag(session, course_id, day):
+    session.expire_all()
+    return session.exec(select(Flag.kind).where(Flag.key == f"overdue_lab:{course_id}:{day}")).first()
+
+
+@pytest.mark.parametrize("drawn_day", [6, 8])
+def test_a_count_drawn_a_day_either_side_covers_the_draw_for_the_grid_and_the_scheduler(
+        app, sms, enrol, session, world, clock, drawn_day):
+    """Issue 9, problem 3: the grid took ±1 day, the scheduler only the exact day."""
+    p, course, phone = enrol(day1=DAY1)
+    labs.record_lab(session, app.extensions["diary.study"], course=course, course_day=drawn_day,
+                    drawn_on=DAY1 + timedelta(days=drawn_day - 1), plt=140, staff_id=world.staff["nurse_a"].id,
+                    now=at(drawn_day, "10:00"))
+    session.commit()
+    sms.tick(at(9, "12:00"))  # well past day 7's overdue instant (noon after day 8)
+    assert _overdue_flag(session, course.id, 7) is None
+    assert 7 not in _grid_draws(app, session, at(9, "12:00"), course.id)
+
+
+def test_a_corrected_count_counts_for_its_new_day_only_in_the_grid_and_the_scheduler(
+        app, sms, enrol, session, world, clock):
+    """Issue 9, problem 4: the scheduler counted superseded (corrected) rows as drawn. A count
+    entered on day 7 and corrected to day 10 leaves day 7 without a count for both."""
+    cfg = app.extensions["diary.study"]
+    p, course, phone = enrol(day1=DAY1)
+    entered = labs.record_lab(session, cfg, course=course, course_day=7, drawn_on=DAY1 + timedelta(days=6),
+                              plt=140, staff_id=world.staff["nurse_a"].id, now=at(6, "10:00"))
+    session.commit()
+    labs.correct_lab(session, cfg, lab=entered, course_day=10, drawn_on=DAY1 + timedelta(days=9), plt=140,
+                     staff_id=world.staff["nurse_a"].id, reason="wrong day typed", now=at(9, "10:00"))
+    session.commit()
+    sms.tick(at(9, "12:00"))
+    assert _overdue_flag(session, course.id, 7) == "overdue_lab"
+    assert _grid_draws(app, session, at(9, "12:00"), course.id) == [7]
+    # Day 10's draw is covered by the corrected row: no flag when its own window has passed.
+    sms.tick(at(12, "12:30"))
+    assert _overdue_flag(session, course.id, 10) is None

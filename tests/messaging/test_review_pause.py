@@ -190,3 +190,43 @@ def test_no_followup_is_sent_while_the_pause_is_open(app, session, world, clock,
     assert not [m for m in sms.outbox() if m.kind in ("dose", "followup") and m.course_id == cid]
     # The other participant's reminders go on.
     assert [m for m in sms.outbox() if m.kind == "followup" and m.course_id == world.courses["pb"].id]
+
+
+def test_paused_days_are_paused_in_the_grid_the_headline_and_the_export(app, client, auth, session, world, clock):
+    """Paused days are neither taken nor missed: the grid shows them as paused, the headline does
+    not count them, and the export says "paused" for the same days."""
+    import csv
+    import io
+    import zipfile
+
+    from diary.services import adherence
+
+    _danger(app, session, world, clock)
+    later = clock.now + timedelta(days=3)  # days 3–6 are covered by the open pause
+    cfg = app.extensions["diary.study"]
+    grid = adherence.build_grid(session, cfg, later, None)
+    [row] = [r for r in grid.rows if r.course_id == world.courses["pa"].id]
+    paused = [i + 1 for i, s in enumerate(row.cells) if s == "paused"]
+    assert paused and 3 in paused
+    assert row.counts.paused == len(paused)
+    assert row.counts.counted == row.counts.taken + row.counts.not_taken + row.counts.missed  # paused not in it
+    clock.now = later
+    auth.staff("admin")
+    r = client.post("/staff/export", data={"csrf_token": auth.csrf("/staff/export")})
+    days = list(csv.DictReader(io.StringIO(zipfile.ZipFile(io.BytesIO(r.data)).read("dose_days.csv").decode())))
+    exported = sorted(int(d["course_day"]) for d in days
+                      if d["status"] == "paused" and int(d["course_id"]) == world.courses["pa"].id)
+    assert exported == paused
+
+
+def test_staff_close_the_pause_from_the_participant_page(app, client, auth, session, world, clock):
+    _danger(app, session, world, clock)
+    pause = _pause(session, world)
+    auth.staff("nurse_a")
+    page = client.get(f"/staff/participants/{world.participants['pa'].id}").get_data(as_text=True)
+    assert f"/staff/pauses/{pause.id}/close" in page
+    r = client.post(f"/staff/pauses/{pause.id}/close",
+                    data={"csrf_token": auth.csrf("/staff/"), "note": "Called: nosebleed stopped, continue",
+                          "next": f"/staff/participants/{world.participants['pa'].id}"})
+    assert r.status_code == 302
+    assert _pause(session, world).closed_at is not None

@@ -1,6 +1,6 @@
 """diary/reminders.py: what is due at an instant, as pure functions (no app, no database)."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
 
 from diary import course_record, reminders
@@ -74,3 +74,41 @@ def test_reminder_times_follow_the_local_clock_across_daylight_saving():
     before, _ = reminders.reminder_times("dose", 1, s, CFG)
     after, _ = reminders.reminder_times("dose", 4, s, CFG)
     assert (before.hour, after.hour) == (13, 14)
+
+
+# course_record.day_for_log: which day a log that names no day belongs to, for every channel
+# (issue 9, deliverable 5). Day 1 is 1 December in Shanghai; the cutoff is noon the next day.
+
+def _local(day: int, hh: int, mm: int = 0) -> datetime:
+    from diary import study
+
+    return study.local_instant(date(2026, 12, day), time(hh, mm), SHANGHAI)
+
+
+def test_a_log_in_the_small_hours_belongs_to_the_day_the_reminder_asked_about():
+    at_half_past_midnight = _local(3, 0, 30)  # day 3 began; day 2 still open until noon
+    assert course_record.day_for_log(state(), CFG, at_half_past_midnight, asked_day=2) == 2
+
+
+def test_with_both_days_open_and_nothing_asked_the_answer_is_to_ask():
+    ask = course_record.day_for_log(state(), CFG, _local(3, 0, 30))
+    assert ask == course_record.Ask(earlier=2, later=3)
+
+
+def test_a_day_already_logged_or_past_its_cutoff_is_not_offered():
+    assert course_record.day_for_log(state(logged=frozenset({2})), CFG, _local(3, 0, 30)) == 3
+    # After noon day 2's cutoff has passed: a reminder that asked about it no longer decides.
+    assert course_record.day_for_log(state(), CFG, _local(3, 12, 30), asked_day=2) == 3
+
+
+def test_a_named_day_is_taken_only_while_it_is_open():
+    assert course_record.day_for_log(state(), CFG, _local(3, 9), named_day=2) == 2
+    assert course_record.day_for_log(state(), CFG, _local(3, 13), named_day=2) is None
+    assert course_record.day_for_log(state(), CFG, _local(3, 9), named_day=5) is None  # not begun
+
+
+def test_a_held_day_is_open_for_a_dose_taken_anyway_but_a_course_not_begun_is_not():
+    held_today = (5.0, 5.0, 0.0) + (5.0,) * 11
+    assert course_record.day_for_log(state(doses=held_today), CFG, _local(3, 13)) == 3
+    before_day_1 = _local(1, 9) - timedelta(days=2)
+    assert course_record.day_for_log(state(), CFG, before_day_1) is None

@@ -134,14 +134,23 @@ class _Text(HTMLParser):
             self.parts.append(data)
 
 
-def half_width_next_to_chinese(html: str) -> list[str]:
+# A dose in Latin units on a Chinese page ("5 mg", "7.5mg"): Chinese pages say 毫克 (issue 10, wording).
+LATIN_MG = re.compile(r"\d\s?mg\b")
+
+
+def _reader_text(html: str) -> str:
     parser = _Text()
     parser.feed(html)
-    text = " ".join(" ".join(parser.parts).split())
-    return [text[max(m.start() - 20, 0):m.end() + 20] for m in HALF_WIDTH.finditer(text)]
+    return " ".join(" ".join(parser.parts).split())
 
 
-def test_the_main_pages_use_no_half_width_separator_next_to_chinese(app, client, auth, world, session, clock):
+def half_width_next_to_chinese(html: str) -> list[str]:
+    text = _reader_text(html)
+    hits = [text[max(m.start() - 20, 0):m.end() + 20] for m in HALF_WIDTH.finditer(text)]
+    return hits + [text[max(m.start() - 20, 0):m.end() + 20] for m in LATIN_MG.finditer(text)]
+
+
+def test_the_main_pages_use_no_half_width_separator_or_latin_mg_in_chinese(app, client, auth, world, session, clock):
     pa, course = world.participants["pa"], world.courses["pa"]
     pa.language = "zh"
     session.add(pa)
@@ -179,6 +188,8 @@ def test_the_check_catches_what_it_should():
     assert half_width_next_to_chinese("<p>增加: 7.5 mg</p>")
     assert not half_width_next_to_chinese("<p>提醒时间 08:00 (Asia/Shanghai)</p>")
     assert not half_width_next_to_chinese("<p>Danger symptom: bleeding, bruising</p>")
+    assert half_width_next_to_chinese("<p>今天服用海曲泊帕 5 mg</p>")
+    assert not half_width_next_to_chinese("<p>今天服用海曲泊帕 5 毫克（2 片）</p>")
 
 
 def test_a_list_on_a_chinese_page_is_joined_with_the_enumeration_comma(app):

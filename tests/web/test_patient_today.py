@@ -121,8 +121,19 @@ def test_not_taken_with_a_reason_is_recorded(client, pa, world, session):
     [log] = logs(session)
     assert (log.outcome, log.reason, log.taken_at) == ("not_taken", "vomited", None)
     html = client.get("/").get_data(as_text=True)
-    assert "Not taken. Reason: I vomited." in html
+    assert "Not taken. Reason: vomited." in html
     assert "Do not take an extra dose to make up for it." in html
+
+
+def test_not_taken_reads_as_a_record_in_chinese_not_a_first_person_button(client, pa, world, session):
+    """Issue 10, wording: not 您没有服药：我吐了."""
+    from diary.models import Participant
+
+    session.get(Participant, pa.id).language = "zh"
+    session.commit()
+    post(client, day_url(world, "pa", 3, "not-taken"), csrf(client), reason="vomited")
+    html = client.get("/").get_data(as_text=True)
+    assert "未服药。原因：呕吐。" in html and "我吐了。" not in html
 
 
 @pytest.mark.parametrize("reason", ["", "lazy", None])
