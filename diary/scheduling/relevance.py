@@ -18,7 +18,9 @@ from diary.scheduling.context import Jobs
 from diary.services.course_records import load_record
 
 # Answers to something the person just sent, and messages to staff: no quiet hours, no opt-in.
-STAFF_KINDS = frozenset({"danger_alert", "digest"})
+# An SAE alert names a participant but goes to the on-call phone, whatever the hour or the
+# participant's own SMS choice or status.
+STAFF_KINDS = frozenset({"danger_alert", "sae_alert", "digest"})
 # Asked for a moment ago by the participant (a PIN-reset code): sent whatever the hour or opt-in.
 ASKED_FOR_KINDS = frozenset({"pin_reset"})
 

@@ -1,5 +1,5 @@
 """Quiet hours are a site's (issue 14, item 1): a participant's messages wait for the end of their
-own site's window, while a participant at another site is texted as usual."""
+own site's window, while a participant at another site is texted as usual; staff alerts never wait."""
 
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
@@ -11,6 +11,7 @@ from sqlmodel import select
 from diary.models import Message, Site
 from diary.scheduling.alerts import queue_dose_change_notice
 from diary.services import administration, decisions
+from diary.services.flags import raise_flag
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY1 = date(2026, 11, 30)  # course day 3 on 2 December
@@ -96,6 +97,22 @@ def test_a_site_that_switched_quiet_hours_off_is_texted_at_night(sms, enrol, ses
     sms.tick(at(2, "22:00"))
 
     assert len(sms.sent_to(phone_a)) == 1
+
+
+@pytest.mark.parametrize("participant_sms", ["on", "off"])
+def test_a_serious_adverse_event_texts_the_on_call_phone_at_once_even_at_night(sms, enrol, session, world,
+                                                                               participant_sms):
+    a, course_a, _ = enrol(day1=DAY1, site="A")
+    a.sms_opt_in = participant_sms == "on"  # their choice about their own texts, not about the site's alerts
+    session.add(a)
+    raise_flag(session, key=f"sae:{a.id}:1", kind="sae", site_id=a.site_id, participant_id=a.id,
+               now=at(2, "23:00"), detail="SAE: hospitalisation")
+    session.commit()
+
+    sms.tick(at(2, "23:10"))
+
+    [alert] = [m for m in sms.outbox() if m.kind == "sae_alert"]
+    assert alert.status == "sent" and len(sms.sent_to(world.sites["A"].on_call_phone)) == 1
 
 
 def test_the_database_refuses_half_a_quiet_window(session, world):
