@@ -53,7 +53,12 @@ def migrate_command() -> None:
 @click.option("--plt-lln", type=click.FloatRange(min=1, max=1500), default=None,
               help="The laboratory's platelet lower limit of normal (×10⁹/L) for CTCAE grade 1; "
                    "default: study.toml plt_lln (125, WS/T 405-2012).")
-def create_site(code, name, phone, on_call_phone, timezone, emergency_phone, plt_lln) -> None:
+@click.option("--quiet-start", default=None, metavar="HH:MM",
+              help="Start of the site's quiet hours (no participant SMS), local time; with --quiet-end. "
+                   "Default: study.toml [reminders] quiet_start–quiet_end. The same time twice: none.")
+@click.option("--quiet-end", default=None, metavar="HH:MM", help="End of the site's quiet hours.")
+def create_site(code, name, phone, on_call_phone, timezone, emergency_phone, plt_lln, quiet_start,
+                quiet_end) -> None:
     """Add a study site."""
     from diary.services import administration as admin
 
@@ -61,8 +66,8 @@ def create_site(code, name, phone, on_call_phone, timezone, emergency_phone, plt
         try:
             site = admin.create_site(s, code=code, name=name, phone=phone, on_call_phone=on_call_phone,
                                      timezone=timezone or current_app.config["DIARY_TIMEZONE"],
-                                     emergency_phone=emergency_phone, plt_lln=plt_lln, actor="cli",
-                                     now=clock.now())
+                                     emergency_phone=emergency_phone, plt_lln=plt_lln, quiet_start=quiet_start,
+                                     quiet_end=quiet_end, actor="cli", now=clock.now())
         except admin.AdminError as exc:
             raise click.UsageError(f"Not created: {exc.field} is {exc.code}.") from None
         s.commit()

@@ -120,6 +120,9 @@ class CourseRecord:
     symptoms: tuple[SymptomFact, ...] = ()  # current symptom reports filed on this course
     pauses: tuple[PauseFact, ...] = ()
     last_day: int | None = None  # a course ended early doses nothing after this day
+    # The participant's site's quiet hours (Site.quiet_start/quiet_end); None: the study's.
+    quiet_start: time | None = None
+    quiet_end: time | None = None
 
     @property
     def open_pause(self) -> PauseFact | None:

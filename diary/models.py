@@ -7,7 +7,7 @@ UPDATE and DELETE of these tables, and of AuditEvent, at flush time.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, Column, Index, LargeBinary, UniqueConstraint, text
@@ -39,6 +39,9 @@ def created_at() -> Any:
 
 
 class Site(SQLModel, table=True):
+    # A site sets both ends of its quiet hours or neither (then the study's apply).
+    __table_args__ = (CheckConstraint("(quiet_start IS NULL) = (quiet_end IS NULL)", name="ck_site_quiet_pair"),)
+
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True)
     name: str = Field(max_length=200)
@@ -53,6 +56,11 @@ class Site(SQLModel, table=True):
     # The platelet lower limit of normal (×10⁹/L) of the site's laboratory, for CTCAE grade 1 (< LLN).
     # None: the study default (study.toml plt_lln, the WS/T 405-2012 adult lower limit 125).
     plt_lln: float | None = Field(default=None, gt=0)
+    # Local hours in which no participant message is sent, in each participant's zone; equal
+    # times switch them off. None: the study's (study.toml [reminders] quiet_start–quiet_end).
+    # Read through study.quiet_window; staff alerts ignore them.
+    quiet_start: time | None = Field(default=None)
+    quiet_end: time | None = Field(default=None)
     created_at: datetime = created_at()
 
 

@@ -91,11 +91,11 @@ def still_useful(kind: str, day: int, record: CourseRecord, cfg: StudyConfig, no
 
 
 def send_window(at: datetime, expires_at: datetime, now: datetime, tz: str,
-                cfg: StudyConfig) -> datetime | None:
+                quiet: study.QuietHours) -> datetime | None:
     """When a participant message planned for `at` may go out, seen from `now`: quiet hours
     hold it until they end; None when that is already too late (it is dropped, not sent late)."""
     start = max(at, now)
-    not_before = study.quiet_hours_end(start, tz, cfg)
+    not_before = study.quiet_hours_end(start, tz, quiet)
     return not_before if not_before < expires_at else None
 
 
@@ -110,6 +110,7 @@ def due_reminders(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list
                   (DRAW_EVENING, today_day + 1)]
     due = []
     statuses = None
+    quiet = study.quiet_window(cfg, record.quiet_start, record.quiet_end)  # the participant's site's
     for kind, day in candidates:
         if not 1 <= day <= cfg.course_length_days:
             continue
@@ -122,7 +123,7 @@ def due_reminders(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list
             statuses = course_record.day_statuses(record, cfg, now)
         if not still_useful(kind, day, record, cfg, now, statuses):
             continue
-        not_before = send_window(at, expires_at, now, record.tz, cfg)
+        not_before = send_window(at, expires_at, now, record.tz, quiet)
         if not_before is not None:
             due.append(Due(kind, record.course_id, day, at, not_before, expires_at))
     if any(d.kind == FOLLOWUP for d in due):

@@ -533,48 +533,75 @@ def danger_symptoms(keys: Iterable[str], cfg: StudyConfig) -> list[Symptom]:
     return [s for s in cfg.symptoms if s.key in wanted and s.danger]
 
 
-def in_quiet_hours(instant: datetime, tz: str, cfg: StudyConfig) -> bool:
-    """Whether `instant` falls in the local quiet window (which may cross midnight)."""
-    return _quiet_wall_time(_local(instant, tz).time(), cfg)
+@dataclass(frozen=True)
+class QuietHours:
+    """The local hours in which no participant message is sent (DESIGN §4), `start` to `end`, which
+    may cross midnight; `start == end` is an empty window: quiet hours switched off."""
+
+    start: time
+    end: time
+
+    def __contains__(self, wall: time) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= wall < self.end
+        return wall >= self.start or wall < self.end
+
+    @property
+    def off(self) -> bool:
+        return self.start == self.end
 
 
-def _quiet_wall_time(wall: time, cfg: StudyConfig) -> bool:
-    start, end = cfg.reminders.quiet_start, cfg.reminders.quiet_end
-    if start == end:  # an empty window: quiet hours switched off
-        return False
-    if start < end:
-        return start <= wall < end
-    return wall >= start or wall < end
+def quiet_window(cfg: StudyConfig, start: time | None = None, end: time | None = None) -> QuietHours:
+    """A site's quiet hours: its own `start`–`end` (Site.quiet_start/quiet_end) when it set both, else
+    the study's (study.toml [reminders] quiet_start–quiet_end). The one rule every sender and every
+    reminder-time check reads."""
+    if start is None or end is None:
+        return QuietHours(cfg.reminders.quiet_start, cfg.reminders.quiet_end)
+    return QuietHours(start, end)
+
+
+def in_quiet_hours(instant: datetime, tz: str, quiet: QuietHours) -> bool:
+    """Whether `instant` falls in the quiet window, judged in the local zone `tz`."""
+    return _local(instant, tz).time() in quiet
 
 
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
 
 
-def reminder_time_refusal(value: object, cfg: StudyConfig) -> str | None:
+def hhmm(value: object) -> time | None:
+    """The wall time of an "HH:MM" string (ASCII digits, 00:00–23:59); None for anything else."""
+    if not isinstance(value, str) or not _HHMM.fullmatch(value):
+        return None
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def reminder_time_refusal(value: object, quiet: QuietHours) -> str | None:
     """Why a chosen local dose-reminder time cannot be used, or None when it can.
 
-    "invalid": not HH:MM in ASCII digits. "quiet_hours": inside the quiet window
-    (study.toml [reminders] quiet_start–quiet_end, DESIGN §4), where no participant message is
-    sent, so the reminder would wait until the window ends or expire unsent. One rule for the
-    participant's settings and for staff enrolment."""
-    if not isinstance(value, str) or not _HHMM.fullmatch(value):
+    "invalid": not HH:MM in ASCII digits. "quiet_hours": inside the participant's site's quiet
+    window (`quiet_window`, DESIGN §4), where no participant message is sent, so the reminder
+    would wait until the window ends or expire unsent. One rule for the participant's settings
+    and for staff enrolment."""
+    wall = hhmm(value)
+    if wall is None:
         return "invalid"
-    hours, minutes = value.split(":")
-    if _quiet_wall_time(time(int(hours), int(minutes)), cfg):
+    if wall in quiet:
         return "quiet_hours"
     return None
 
 
-def quiet_hours_end(instant: datetime, tz: str, cfg: StudyConfig) -> datetime:
+def quiet_hours_end(instant: datetime, tz: str, quiet: QuietHours) -> datetime:
     """The UTC instant the current quiet window ends; `instant` itself when not in quiet hours."""
-    if not in_quiet_hours(instant, tz, cfg):
+    if not in_quiet_hours(instant, tz, quiet):
         return instant.astimezone(UTC)
-    start, end = cfg.reminders.quiet_start, cfg.reminders.quiet_end
     local = _local(instant, tz)
     # Before midnight in a window that crosses it, the window ends tomorrow morning.
-    crosses_tonight = start > end and local.time() >= start
+    crosses_tonight = quiet.start > quiet.end and local.time() >= quiet.start
     end_date = local.date() + timedelta(days=1) if crosses_tonight else local.date()
-    return local_instant(end_date, end, tz)
+    return local_instant(end_date, quiet.end, tz)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -27,20 +27,21 @@ SETTINGS_ERRORS = {
 }
 
 
-def settings_error(field: str, code: str, cfg) -> str:
-    """The sentence for a refused setting; a reminder time in quiet hours names the window."""
-    if (field, code) == ("reminder_time", "quiet_hours"):
-        return quiet_hours_error(cfg)
-    return str(SETTINGS_ERRORS.get(field, SETTINGS_ERRORS["language"]))
+def settings_error(error) -> str:
+    """The sentence for a refused setting (a SettingsError); a reminder time in quiet hours names
+    the participant's site's window."""
+    if (error.field, error.code) == ("reminder_time", "quiet_hours"):
+        return quiet_hours_error(error.details["quiet"])
+    return str(SETTINGS_ERRORS.get(error.field, SETTINGS_ERRORS["language"]))
 
 
-def quiet_hours_error(cfg) -> str:
+def quiet_hours_error(quiet) -> str:
     from flask_babel import gettext
 
     return gettext(
         "No reminders are sent between %(start)s and %(end)s (quiet hours), so a reminder at this time"
         " would never reach you. Please choose a time from %(end)s to %(start)s.",
-        start=cfg.reminders.quiet_start.strftime("%H:%M"), end=cfg.reminders.quiet_end.strftime("%H:%M"))
+        start=quiet.start.strftime("%H:%M"), end=quiet.end.strftime("%H:%M"))
 
 NOT_TAKEN_REASONS = {
     "forgot": _l("I forgot"),

@@ -67,7 +67,7 @@ def save_settings():
     except SettingsError as error:
         db.session().rollback()
         return render_template("patient/settings.html", values=values, field=error.field,
-                               error=settings_error(error.field, error.code, cfg()), **_devices()), 422
+                               error=settings_error(error), **_devices()), 422
     db.session().commit()
     # The new language applies to this very message, not only to the next page.
     current_user.language = me().language

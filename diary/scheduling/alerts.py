@@ -127,7 +127,8 @@ def queue_dose_change_notice(session: Session, cipher: DataCipher, participant: 
     site = session.get(Site, participant.site_id)
     last_day = course.start_date + timedelta(days=cfg.course_length_days)
     expires_at = study.local_instant(last_day, time(0, 0), participant.timezone)
-    not_before = study.quiet_hours_end(now, participant.timezone, cfg)
+    quiet = study.quiet_window(cfg, site.quiet_start, site.quiet_end)
+    not_before = study.quiet_hours_end(now, participant.timezone, quiet)
     if not_before >= expires_at:
         return None
     body = texts.dose_change(participant.language, day=decision.effective_day, mg=decision.dose_mg,

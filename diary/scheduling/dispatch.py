@@ -135,7 +135,7 @@ class Dispatcher:
         return self.report
 
     def _next(self) -> Message | None:
-        urgent_first = case((Message.kind == "danger_alert", 0), else_=1)
+        urgent_first = case((Message.kind.in_(("danger_alert", "sae_alert")), 0), else_=1)
         stmt = select(Message).where(*_due(self.now)).order_by(urgent_first, Message.not_before,
                                                                Message.id).limit(1)
         return self.s.exec(_locked(self.s, stmt).execution_options(populate_existing=True)).first()

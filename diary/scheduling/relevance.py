@@ -13,12 +13,14 @@ from enum import Enum
 from sqlmodel import Session, select
 
 from diary import reminders, study
-from diary.models import DoseDecision, Message, Participant
+from diary.models import DoseDecision, Message, Participant, Site
 from diary.scheduling.context import Jobs
 from diary.services.course_records import load_record
 
 # Answers to something the person just sent, and messages to staff: no quiet hours, no opt-in.
-STAFF_KINDS = frozenset({"danger_alert", "digest"})
+# An SAE alert names a participant but goes to the on-call phone, whatever the hour or the
+# participant's own SMS choice or status.
+STAFF_KINDS = frozenset({"danger_alert", "sae_alert", "digest"})
 # Asked for a moment ago by the participant (a PIN-reset code): sent whatever the hour or opt-in.
 ASKED_FOR_KINDS = frozenset({"pin_reset"})
 
@@ -39,7 +41,10 @@ def verdict(session: Session, message: Message, jobs: Jobs, now: datetime) -> tu
         return Verdict.DROP, "expired"
     if message.kind in STAFF_KINDS or is_reply(message.kind) or message.participant_id is None:
         return Verdict.SEND, None
-    participant = session.get(Participant, message.participant_id)
+    # The participant with their site's quiet hours, in the one query the check always took.
+    participant, quiet_start, quiet_end = session.exec(
+        select(Participant, Site.quiet_start, Site.quiet_end).join(Site, Site.id == Participant.site_id)
+        .where(Participant.id == message.participant_id)).one()
     if participant.status != "active":
         return Verdict.DROP, participant.status
     if message.kind in ASKED_FOR_KINDS:
@@ -52,8 +57,9 @@ def verdict(session: Session, message: Message, jobs: Jobs, now: datetime) -> tu
             return Verdict.DROP, "no longer needed"
     if message.kind == "dose_change" and _overtaken(session, message):
         return Verdict.DROP, "overtaken by a later decision"
-    if study.in_quiet_hours(now, participant.timezone, jobs.cfg):
-        until = study.quiet_hours_end(now, participant.timezone, jobs.cfg)
+    quiet = study.quiet_window(jobs.cfg, quiet_start, quiet_end)
+    if study.in_quiet_hours(now, participant.timezone, quiet):
+        until = study.quiet_hours_end(now, participant.timezone, quiet)
         if message.expires_at is not None and until >= message.expires_at:
             return Verdict.DROP, "quiet hours last until it expires"
         return Verdict.WAIT, until

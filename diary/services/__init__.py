@@ -2,9 +2,11 @@
 
 
 class FieldError(ValueError):
-    """Refused; `field` names the input at fault and `code` the reason (translated by the view)."""
+    """Refused; `field` names the input at fault and `code` the reason (translated by the view).
+    `details` are what the sentence names, e.g. the quiet hours a reminder time falls in."""
 
-    def __init__(self, field: str, code: str):
+    def __init__(self, field: str, code: str, **details):
         super().__init__(f"{field}: {code}")
         self.field = field
         self.code = code
+        self.details = details

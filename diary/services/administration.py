@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import secrets
 import zoneinfo
-from datetime import datetime
+from datetime import datetime, time
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from diary import audit
+from diary import audit, study
 from diary.auth import devices
 from diary.auth.services import hash_secret
 from diary.crypto import InvalidPhone, normalize_phone
@@ -27,7 +27,8 @@ _SITE_CODE = re.compile(r"^[A-Z0-9-]{1,32}$")
 _PHONE_CHARS = re.compile(r"^\+?[0-9][0-9 ()-]{1,30}$")
 _EMERGENCY = re.compile(r"^[0-9]{2,16}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-SITE_FIELDS = ("name", "timezone", "phone", "on_call_phone", "emergency_phone", "plt_lln")
+SITE_FIELDS = ("name", "timezone", "phone", "on_call_phone", "emergency_phone", "plt_lln", "quiet_start",
+               "quiet_end")
 
 
 class AdminError(FieldError):
@@ -44,8 +45,24 @@ def _reason(reason: str | None) -> str:
 # --- sites ---------------------------------------------------------------------------------
 
 
+def _quiet_hours(quiet_start: str | time | None, quiet_end: str | time | None) -> tuple[time | None, time | None]:
+    """A site's own quiet hours from two HH:MM values: both, or neither (the study's apply). The
+    same time twice switches them off, as in study.toml."""
+    ends = {}
+    for field, value in (("quiet_start", quiet_start), ("quiet_end", quiet_end)):
+        if isinstance(value, time):
+            value = value.strftime("%H:%M")
+        value = (value or "").strip()
+        ends[field] = study.hhmm(value) if value else None
+        if value and ends[field] is None:
+            raise AdminError(field, "invalid")
+    if (ends["quiet_start"] is None) != (ends["quiet_end"] is None):
+        raise AdminError("quiet_end" if ends["quiet_end"] is None else "quiet_start", "pair")
+    return ends["quiet_start"], ends["quiet_end"]
+
+
 def _site_values(*, name: str, timezone: str, phone: str, on_call_phone: str | None, emergency_phone: str,
-                 plt_lln: float | None) -> dict:
+                 plt_lln: float | None, quiet_start: str | time | None, quiet_end: str | time | None) -> dict:
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise AdminError("name", "required")
@@ -68,8 +85,10 @@ def _site_values(*, name: str, timezone: str, phone: str, on_call_phone: str | N
         raise AdminError("emergency_phone", "invalid")
     if plt_lln is not None and not 1 <= plt_lln <= 1500:
         raise AdminError("plt_lln", "out_of_range")
+    quiet_start, quiet_end = _quiet_hours(quiet_start, quiet_end)
     return {"name": name, "timezone": timezone, "phone": phone, "on_call_phone": on_call,
-            "emergency_phone": emergency_phone, "plt_lln": plt_lln}
+            "emergency_phone": emergency_phone, "plt_lln": plt_lln, "quiet_start": quiet_start,
+            "quiet_end": quiet_end}
 
 
 def create_site(session: Session, *, code: str, actor: str, now: datetime, **fields) -> Site:

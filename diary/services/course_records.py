@@ -66,7 +66,8 @@ def load_records(session: Session, *where, log_details: bool = True) -> dict[int
     courses = conn.execute(
         select(Course.id, Course.participant_id, Participant.site_id, Course.cycle_number, Course.start_date,
                Course.starting_dose_mg, Participant.timezone, Participant.status, Participant.ended_at,
-               Participant.reminder_time, Participant.study_number, Participant.cohort, Site.code, Course.last_day)
+               Participant.reminder_time, Participant.study_number, Participant.cohort, Site.code, Course.last_day,
+               Site.quiet_start, Site.quiet_end)
         .join(Participant, Participant.id == Course.participant_id).join(Site, Site.id == Participant.site_id)
         .where(*where)).all()
     if not courses:
@@ -121,9 +122,10 @@ def load_records(session: Session, *where, log_details: bool = True) -> dict[int
             decisions=tuple(decisions.get(cid, ())), signed=tuple(signed.get(cid, ())),
             outcomes=outcomes.get(cid, _NONE), logs=logs.get(cid),
             labs=tuple(labs.get(cid, ())),
-            symptoms=tuple(reports.get(cid, ())), pauses=tuple(pauses.get(cid, ())), last_day=last_day)
+            symptoms=tuple(reports.get(cid, ())), pauses=tuple(pauses.get(cid, ())), last_day=last_day,
+            quiet_start=quiet_start, quiet_end=quiet_end)
         for (cid, pid, site_id, cycle, day1, mg, tz, status, ended_at, reminder, number, cohort, site_code,
-             last_day) in courses
+             last_day, quiet_start, quiet_end) in courses
     }
 
 

@@ -52,11 +52,12 @@ def enroll(
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise EnrolmentError("timezone", "unknown") from None
-    # The participant's own rule (settings page), with the configuration in force. Every entry
+    # The participant's own rule (settings page), with their site's quiet hours. Every entry
     # point passes `cfg`; without it (fixtures that build past data) only the format is checked.
-    refusal = study.reminder_time_refusal(reminder_time, cfg or StudyConfig())
+    quiet = study.quiet_window(cfg or StudyConfig(), site.quiet_start, site.quiet_end)
+    refusal = study.reminder_time_refusal(reminder_time, quiet)
     if refusal == "invalid" or (refusal and cfg is not None):
-        raise EnrolmentError("reminder_time", refusal)
+        raise EnrolmentError("reminder_time", refusal, quiet=quiet)
     try:
         e164 = normalize_phone(phone)
     except ValueError:

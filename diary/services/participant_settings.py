@@ -7,19 +7,15 @@ from datetime import datetime
 from sqlmodel import Session
 
 from diary import audit, study
-from diary.models import LANGUAGES, Participant
+from diary.models import LANGUAGES, Participant, Site
+from diary.services import FieldError
 from diary.services.flag_details import detail
 from diary.services.flags import raise_flag
 from diary.study import StudyConfig
 
 
-class SettingsError(ValueError):
-    """Refused; `field` names the input at fault and `code` the reason (translated by the view)."""
-
-    def __init__(self, field: str, code: str):
-        super().__init__(f"{field}: {code}")
-        self.field = field
-        self.code = code
+class SettingsError(FieldError):
+    """A setting refused; a reminder time in quiet hours carries them as `details["quiet"]`."""
 
 
 def update_settings(
@@ -38,9 +34,11 @@ def update_settings(
     `sms_opt_in`); it also raises a flag so that the site knows reminders have stopped.
     """
     reminder_time = (reminder_time or "").strip()
-    refusal = study.reminder_time_refusal(reminder_time, cfg)
+    site = session.get(Site, participant.site_id)
+    quiet = study.quiet_window(cfg, site.quiet_start, site.quiet_end)  # their site's, not only the study's
+    refusal = study.reminder_time_refusal(reminder_time, quiet)
     if refusal:
-        raise SettingsError("reminder_time", refusal)
+        raise SettingsError("reminder_time", refusal, quiet=quiet)
     if language not in LANGUAGES:
         raise SettingsError("language", "invalid")
     wanted = {"reminder_time": reminder_time, "language": language, "sms_opt_in": bool(sms_opt_in)}

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlmodel import select
 
-from diary import clock, db
+from diary import clock, db, study
 from diary.auth import staff_required
 from diary.extensions import htmx
 from diary.models import Site, StaffSite, StaffUser
@@ -31,6 +31,10 @@ ADMIN_ERRORS = {
     ("on_call_phone", "invalid"): _l("This is not a valid mobile number."),
     ("emergency_phone", "invalid"): _l("Enter the emergency number's digits, e.g. 120."),
     ("plt_lln", "out_of_range"): _l("Enter a value between 1 and 1500."),
+    ("quiet_start", "invalid"): _l("Use HH:MM, e.g. 21:30."),
+    ("quiet_end", "invalid"): _l("Use HH:MM, e.g. 07:00."),
+    ("quiet_start", "pair"): _l("Give both times, or leave both empty for the study's quiet hours."),
+    ("quiet_end", "pair"): _l("Give both times, or leave both empty for the study's quiet hours."),
     ("email", "invalid"): _l("Enter an e-mail address."),
     ("email", "taken"): _l("An account with this e-mail already exists."),
     ("role", "unknown"): _l("Choose a role."),
@@ -62,7 +66,7 @@ def _staff_or_404(staff_id: int) -> StaffUser:
 def _site_fields(form: SiteForm) -> dict:
     return {"name": form.name.data, "timezone": (form.timezone.data or "").strip(), "phone": form.phone.data,
             "on_call_phone": form.on_call_phone.data, "emergency_phone": form.emergency_phone.data,
-            "plt_lln": form.plt_lln.data}
+            "plt_lln": form.plt_lln.data, "quiet_start": form.quiet_start.data, "quiet_end": form.quiet_end.data}
 
 
 @bp.get("/admin/")
@@ -73,8 +77,9 @@ def admin_home():
     scope: dict[int, list[str]] = {}
     for staff_id, code in s.exec(select(StaffSite.staff_id, Site.code).join(Site, Site.id == StaffSite.site_id)):
         scope.setdefault(staff_id, []).append(code)
-    return render_template("staff/admin/index.html", sites=my_sites(), staff=staff, scope=scope,
-                           quiet=current_app.extensions["diary.study"].reminders)
+    sites, cfg = my_sites(), current_app.extensions["diary.study"]
+    quiet = {site.id: study.quiet_window(cfg, site.quiet_start, site.quiet_end) for site in sites}
+    return render_template("staff/admin/index.html", sites=sites, staff=staff, scope=scope, quiet=quiet)
 
 
 @bp.route("/admin/sites/new", methods=["GET", "POST"])

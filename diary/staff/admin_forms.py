@@ -1,5 +1,7 @@
 """Forms of the administration pages (issue 14, item 1); the rules live in services/administration.py."""
 
+from datetime import time
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import FloatField, SelectField, SelectMultipleField, StringField, TextAreaField
@@ -8,6 +10,15 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from diary import labels
 from diary.staff.forms import REASON, options
+
+
+class WallTimeField(StringField):
+    """A local time typed as HH:MM (the service checks it); a stored time shows as HH:MM too."""
+
+    def _value(self) -> str:
+        if isinstance(self.data, time):
+            return self.data.strftime("%H:%M")
+        return super()._value()
 
 
 class SiteForm(FlaskForm):
@@ -22,6 +33,8 @@ class SiteForm(FlaskForm):
                                   validators=[DataRequired(), Length(max=16)], render_kw={"inputmode": "tel"})
     plt_lln = FloatField(_l("Laboratory PLT lower limit of normal (×10⁹/L, empty: study default)"),
                          validators=[Optional(), NumberRange(min=1, max=1500)], render_kw={"inputmode": "decimal"})
+    quiet_start = WallTimeField(_l("Quiet hours start (HH:MM; both empty: study default)"))
+    quiet_end = WallTimeField(_l("Quiet hours end (HH:MM; the same time as the start: no quiet hours)"))
 
 
 class StaffForm(FlaskForm):

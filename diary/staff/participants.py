@@ -50,8 +50,8 @@ DOSE_ERRORS = {
 def enrolment_error(exc) -> str:
     message = str(ENROLMENT_ERRORS.get((exc.field, exc.code), _l("Please check: %(field)s", field=exc.field)))
     if (exc.field, exc.code) == ("reminder_time", "quiet_hours"):
-        quiet = study_config().reminders
-        message %= {"start": quiet.quiet_start.strftime("%H:%M"), "end": quiet.quiet_end.strftime("%H:%M")}
+        quiet = exc.details["quiet"]  # the site's window the time fell in
+        message %= {"start": quiet.start.strftime("%H:%M"), "end": quiet.end.strftime("%H:%M")}
     return message
 
 

@@ -65,17 +65,17 @@ def sms(app, twilio, gateway, clock):
 
 @pytest.fixture
 def enrol(app, session, world, clock):
-    """Enrol a participant at site A with a course whose day 1 is `day1` (services, not SQL)."""
+    """Enrol a participant at site A (or `site`) with a course whose day 1 is `day1` (services, not SQL)."""
     from diary.services import enrolment
 
     cfg = app.extensions["diary.study"]
     cipher = app.extensions["diary.cipher"]
     counter = iter(range(100))
 
-    def make(*, day1, tz="Asia/Shanghai", reminder_time="08:00", language="en", phone=None):
+    def make(*, day1, tz="Asia/Shanghai", reminder_time="08:00", language="en", phone=None, site="A"):
         n = next(counter)
         phone = phone or f"+861380000{n:04d}"
-        p = enrolment.enroll(session, cipher, site_id=world.sites["A"].id, study_number=f"T-{n:03d}",
+        p = enrolment.enroll(session, cipher, site_id=world.sites[site].id, study_number=f"T-{n:03d}",
                              cohort="primary", phone=phone, staff_id=world.staff["nurse_a"].id,
                              now=clock.now, language=language, timezone=tz, reminder_time=reminder_time)
         course = enrolment.open_course(session, cfg, participant=p, adc_drug="trastuzumab_deruxtecan",

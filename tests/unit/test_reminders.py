@@ -43,6 +43,13 @@ def test_a_reminder_in_quiet_hours_is_held_until_they_end():
     assert due.not_before == datetime(2026, 12, 2, 23, 0, tzinfo=UTC)  # 07:00 local
 
 
+def test_a_reminder_at_a_site_with_its_own_quiet_hours_is_held_by_those():
+    site_window = {"quiet_start": time(5, 0), "quiet_end": time(6, 30)}
+    [due] = reminders.due_reminders(state(reminder_time=time(6, 0), **site_window), CFG,
+                                    datetime(2026, 12, 2, 22, 0, tzinfo=UTC))
+    assert due.not_before == datetime(2026, 12, 2, 22, 30, tzinfo=UTC)  # 06:30 local, the site's end
+
+
 def test_a_reminder_that_quiet_hours_would_push_past_its_day_is_not_planned():
     assert due_kinds(datetime(2026, 12, 3, 14, 0, tzinfo=UTC), reminder_time=time(22, 0)) == []
 

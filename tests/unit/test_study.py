@@ -15,6 +15,7 @@ from diary.course_record import CourseRecord, LogFact
 from diary.study import (
     DoseRules,
     DoseStatus,
+    QuietHours,
     Reminders,
     StudyConfig,
     StudyConfigError,
@@ -36,6 +37,7 @@ from diary.study import (
     participant_may_log,
     platelet_grade,
     quiet_hours_end,
+    quiet_window,
     suggest_dose,
     tablet_count,
 )
@@ -564,50 +566,52 @@ def test_dose_rules_must_be_ordered():
 
 # --- quiet hours ---------------------------------------------------------------------------------
 
+QUIET = quiet_window(CFG)  # the study's: 21:30–07:00
+
 
 @pytest.mark.parametrize(("hour", "minute", "quiet"), [
     (21, 29, False), (21, 30, True), (23, 59, True), (0, 0, True), (6, 59, True), (7, 0, False),
     (12, 0, False),
 ])
 def test_quiet_hours_cross_midnight(hour, minute, quiet):
-    assert in_quiet_hours(at(SHANGHAI, 2026, 3, 4, hour, minute), SHANGHAI, CFG) is quiet
+    assert in_quiet_hours(at(SHANGHAI, 2026, 3, 4, hour, minute), SHANGHAI, QUIET) is quiet
 
 
 def test_quiet_hours_are_judged_in_the_participants_zone():
     # 14:00 UTC is 22:00 in Shanghai but 10:00 in New York.
-    assert in_quiet_hours(utc(2026, 3, 4, 14, 0), SHANGHAI, CFG)
-    assert not in_quiet_hours(utc(2026, 3, 4, 14, 0), "America/New_York", CFG)
+    assert in_quiet_hours(utc(2026, 3, 4, 14, 0), SHANGHAI, QUIET)
+    assert not in_quiet_hours(utc(2026, 3, 4, 14, 0), "America/New_York", QUIET)
 
 
 def test_quiet_hours_before_midnight_end_the_next_morning():
-    end = quiet_hours_end(at(SHANGHAI, 2026, 3, 4, 23, 0), SHANGHAI, CFG)
+    end = quiet_hours_end(at(SHANGHAI, 2026, 3, 4, 23, 0), SHANGHAI, QUIET)
     assert end == at(SHANGHAI, 2026, 3, 5, 7, 0)
     assert end.tzinfo is UTC
 
 
 def test_quiet_hours_after_midnight_end_the_same_morning():
-    assert quiet_hours_end(at(SHANGHAI, 2026, 3, 5, 3, 0), SHANGHAI, CFG) == at(
+    assert quiet_hours_end(at(SHANGHAI, 2026, 3, 5, 3, 0), SHANGHAI, QUIET) == at(
         SHANGHAI, 2026, 3, 5, 7, 0)
 
 
 def test_outside_quiet_hours_the_end_is_the_instant_itself():
     noon = at(SHANGHAI, 2026, 3, 5, 12, 0)
-    assert quiet_hours_end(noon, SHANGHAI, CFG) == noon
+    assert quiet_hours_end(noon, SHANGHAI, QUIET) == noon
 
 
 @given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1),
                     timezones=st.just(UTC)),
        st.sampled_from(["Asia/Shanghai", "America/New_York", "Pacific/Auckland", "UTC"]))
 def test_a_message_held_for_quiet_hours_is_released_outside_them(instant, tz):
-    end = quiet_hours_end(instant, tz, CFG)
+    end = quiet_hours_end(instant, tz, QUIET)
     # The window is 9.5 h of wall time; the night summer time ends it lasts an hour longer
     # (hypothesis found Pacific/Auckland, 2048-04-04 21:30 NZDT → 07:00 NZST, 10.5 h).
     assert instant <= end <= instant + timedelta(hours=10, minutes=30)
-    assert not in_quiet_hours(end, tz, CFG)
+    assert not in_quiet_hours(end, tz, QUIET)
 
 
 def test_a_quiet_window_within_one_day_is_supported():
-    siesta = replace(CFG, reminders=Reminders(quiet_start=time(13, 0), quiet_end=time(15, 0)))
+    siesta = quiet_window(replace(CFG, reminders=Reminders(quiet_start=time(13, 0), quiet_end=time(15, 0))))
     assert in_quiet_hours(at(SHANGHAI, 2026, 3, 5, 14, 0), SHANGHAI, siesta)
     assert not in_quiet_hours(at(SHANGHAI, 2026, 3, 5, 23, 0), SHANGHAI, siesta)
     assert quiet_hours_end(at(SHANGHAI, 2026, 3, 5, 14, 0), SHANGHAI, siesta) == at(
@@ -615,8 +619,18 @@ def test_a_quiet_window_within_one_day_is_supported():
 
 
 def test_equal_quiet_start_and_end_switch_quiet_hours_off():
-    never = replace(CFG, reminders=Reminders(quiet_start=time(7, 0), quiet_end=time(7, 0)))
+    never = quiet_window(replace(CFG, reminders=Reminders(quiet_start=time(7, 0), quiet_end=time(7, 0))))
     assert not in_quiet_hours(at(SHANGHAI, 2026, 3, 5, 3, 0), SHANGHAI, never)
+
+
+def test_a_site_that_sets_both_ends_has_its_own_quiet_hours():
+    assert quiet_window(CFG, time(20, 0), time(8, 0)) == QuietHours(time(20, 0), time(8, 0))
+    assert in_quiet_hours(at(SHANGHAI, 2026, 3, 5, 20, 30), SHANGHAI, quiet_window(CFG, time(20, 0), time(8, 0)))
+
+
+def test_a_site_without_both_ends_takes_the_study_quiet_hours():
+    assert quiet_window(CFG, None, None) == QuietHours(time(21, 30), time(7, 0))
+    assert quiet_window(CFG, time(20, 0), None) == QuietHours(time(21, 30), time(7, 0))
 
 
 # --- screening formulae --------------------------------------------------------------------------

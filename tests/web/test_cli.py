@@ -164,3 +164,18 @@ def test_a_site_created_without_them_gets_120_and_the_study_lln(runner, session)
     runner.invoke(args=["create-site", "--code", "fz2", "--name", "Fuzhou Two", "--phone", "+86-591-2"])
     site = session.exec(select(Site).where(Site.code == "FZ2")).one()
     assert (site.emergency_phone, site.plt_lln) == ("120", None)
+
+
+def test_create_site_takes_the_sites_own_quiet_hours(runner, session):
+    result = runner.invoke(args=["create-site", "--code", "ur1", "--name", "Urumqi One", "--phone", "+86-991-1",
+                                 "--timezone", "Asia/Urumqi", "--quiet-start", "23:00", "--quiet-end", "09:00"])
+    assert result.exit_code == 0, result.output
+    site = session.exec(select(Site).where(Site.code == "UR1")).one()
+    assert (site.quiet_start.strftime("%H:%M"), site.quiet_end.strftime("%H:%M")) == ("23:00", "09:00")
+
+
+def test_create_site_refuses_half_a_quiet_window(runner, session):
+    result = runner.invoke(args=["create-site", "--code", "ur2", "--name", "Urumqi Two", "--phone", "+86-991-2",
+                                 "--quiet-start", "23:00"])
+    assert result.exit_code != 0 and "quiet_end" in result.output
+    assert session.exec(select(Site).where(Site.code == "UR2")).first() is None

@@ -1,5 +1,7 @@
 """Calendar, symptoms and settings pages (issue 3 §3–5)."""
 
+from datetime import time
+
 import pytest
 from sqlmodel import select
 
@@ -242,6 +244,25 @@ def test_a_reminder_time_at_the_edge_of_quiet_hours_is_saved(client, pa, session
     assert _settings(client, reminder_time=reminder_time).status_code == 303
     session.expire_all()
     assert session.get(Participant, pa.id).reminder_time == reminder_time
+
+
+def _site_quiet_hours(session, world, start, end):
+    site = session.get(Site, world.sites["A"].id)
+    site.quiet_start, site.quiet_end = start, end
+    session.add(site)
+    session.commit()
+
+
+def test_a_reminder_time_in_the_sites_own_quiet_hours_is_refused_and_that_window_is_named(
+        client, pa, world, session):
+    _site_quiet_hours(session, world, time(6, 0), time(8, 30))  # site A sleeps in
+    r = _settings(client, reminder_time="08:00")
+    assert r.status_code == 422
+    assert "No reminders are sent between 06:00 and 08:30" in r.get_data(as_text=True)
+    # The study's 21:30–07:00 no longer applies to site A: a 22:00 reminder is fine there.
+    assert _settings(client, reminder_time="22:00").status_code == 303
+    session.expire_all()
+    assert session.get(Participant, pa.id).reminder_time == "22:00"
 
 
 def test_the_quiet_hours_refusal_is_in_chinese_for_a_chinese_participant(client, pa, session):

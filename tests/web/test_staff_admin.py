@@ -281,3 +281,71 @@ def test_a_role_change_is_audited_and_refused_for_oneself(client, auth, world, s
     assert r.status_code == 302
     [event] = _events(session, "staff_updated")
     assert (event.before, event.after) == ({"role": "investigator"}, {"role": "nurse", "sessions_ended": 0})
+
+
+# --- quiet hours per site (no participant SMS in them) ---------------------------------------------
+
+SITE_A = {"name": "Site A", "timezone": "Asia/Shanghai", "phone": "+86-591-0000-0000",
+          "on_call_phone": "+8613900000000", "emergency_phone": "120"}
+
+
+def _save_site(client, site_id, **fields):
+    token = csrf_from(client, f"/staff/admin/sites/{site_id}")
+    return client.post(f"/staff/admin/sites/{site_id}", data={"csrf_token": token, **SITE_A, **fields})
+
+
+@pytest.mark.any_db
+def test_an_admin_gives_a_site_its_own_quiet_hours_and_it_is_audited(client, auth, world, session):
+    auth.staff("admin")
+    site_id = world.sites["A"].id
+    assert _save_site(client, site_id, quiet_start="20:00", quiet_end="06:30").status_code == 302
+    session.expire_all()
+    site = session.get(Site, site_id)
+    assert (site.quiet_start.strftime("%H:%M"), site.quiet_end.strftime("%H:%M")) == ("20:00", "06:30")
+    [event] = _events(session, "site_updated")
+    assert event.actor == f"staff:{world.staff['admin'].id}"
+    assert event.before == {"quiet_start": None, "quiet_end": None}
+    assert event.after == {"quiet_start": "20:00:00", "quiet_end": "06:30:00"}
+    listing = client.get("/staff/admin/").get_data(as_text=True)
+    assert "20:00–06:30" in listing and "21:30–07:00 (study default)" in listing  # site B keeps the study's
+    assert 'value="20:00"' in client.get(f"/staff/admin/sites/{site_id}").get_data(as_text=True)
+
+
+def test_a_site_can_switch_quiet_hours_off_or_go_back_to_the_study_default(client, auth, world, session):
+    auth.staff("admin")
+    site_id = world.sites["A"].id
+    assert _save_site(client, site_id, quiet_start="07:00", quiet_end="07:00").status_code == 302
+    assert ">none<" in client.get("/staff/admin/").get_data(as_text=True).replace("</td>", "<")
+    assert _save_site(client, site_id, quiet_start="", quiet_end="").status_code == 302
+    session.expire_all()
+    site = session.get(Site, site_id)
+    assert (site.quiet_start, site.quiet_end) == (None, None)
+    assert len(_events(session, "site_updated")) == 2
+
+
+@pytest.mark.any_db
+@pytest.mark.parametrize(("start", "end", "message"), [
+    ("25:00", "07:00", "Use HH:MM, e.g. 21:30."),
+    ("9pm", "07:00", "Use HH:MM, e.g. 21:30."),
+    ("21:00", "0700", "Use HH:MM, e.g. 07:00."),
+    ("21:00", "", "Give both times, or leave both empty for the study&#39;s quiet hours."),
+    ("", "07:00", "Give both times, or leave both empty for the study&#39;s quiet hours."),
+])
+def test_bad_quiet_hours_are_refused_with_a_message_and_change_nothing(client, auth, world, session, start, end,
+                                                                       message):
+    auth.staff("admin")
+    site_id = world.sites["A"].id
+    r = _save_site(client, site_id, quiet_start=start, quiet_end=end, emergency_phone="112")
+    assert r.status_code == 400 and message in r.get_data(as_text=True)
+    session.expire_all()
+    site = session.get(Site, site_id)
+    assert (site.quiet_start, site.quiet_end, site.emergency_phone) == (None, None, "120")
+    assert _events(session, "site_updated") == []
+
+
+@pytest.mark.any_db
+def test_the_quiet_hours_refusal_is_in_chinese_for_a_chinese_admin(client, auth, world):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh"
+    auth.staff("admin")
+    r = _save_site(client, world.sites["A"].id, quiet_start="21:00", quiet_end="")
+    assert r.status_code == 400 and "两个时间都填写，或都留空" in r.get_data(as_text=True)

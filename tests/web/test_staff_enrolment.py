@@ -1,11 +1,11 @@
 """Screening, enrolment from an eligible screening, cycles, and the end of participation."""
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from sqlmodel import select
 
-from diary.models import AuditEvent, Course, Message, Participant, Screening
+from diary.models import AuditEvent, Course, Message, Participant, Screening, Site
 from tests.conftest import PASSWORD
 from tests.web.staff_helpers import (
     ELIGIBLE,
@@ -179,6 +179,22 @@ def test_a_withdrawn_participant_is_signed_out(client, auth, world, session, clo
                       status="withdrawn", reason="moved away", staff_id=world.staff["nurse_a"].id, now=clock.now)
     session.commit()
     assert client.get("/").status_code == 302
+
+
+def test_enrolment_refuses_a_reminder_time_in_the_sites_own_quiet_hours(client, auth, world, clock, session):
+    site = session.get(Site, world.sites["A"].id)
+    site.quiet_start, site.quiet_end = time(6, 0), time(8, 30)
+    session.add(site)
+    session.commit()
+    auth.staff("nurse_a")
+    client.post("/staff/screenings/new", data=screening_form(auth, world, clock))
+    sc = session.exec(select(Screening)).one()
+    r = client.post(f"/staff/screenings/{sc.id}/enrol", data={
+        "csrf_token": auth.csrf("/staff/"), "study_number": "A-009", "phone": "13800009999",
+        "language": "zh", "reminder_time": "08:00", "timezone": ""})
+    assert r.status_code == 400
+    assert "No reminders are sent in quiet hours (06:00–08:30)" in r.get_data(as_text=True)
+    assert session.exec(select(Participant).where(Participant.study_number == "A-009")).first() is None
 
 
 def test_enrolment_refuses_a_reminder_time_in_quiet_hours(client, auth, world, clock, session):
