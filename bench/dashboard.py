@@ -15,19 +15,17 @@ postgresql+psycopg://postgres@127.0.0.1:5432/postgres); it is skipped when unrea
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, event, insert, text  # noqa: E402
+import scratch  # noqa: E402  (bench/, on the path as this script's folder)
+from sqlalchemy import event, insert, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from diary import db, migrate, settle, study  # noqa: E402
@@ -45,7 +43,6 @@ from diary.services import flags  # noqa: E402
 from diary.services.adherence import Filters, build_grid  # noqa: E402
 
 NOW = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
-PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def seed(engine, participants: int) -> None:
@@ -163,28 +160,12 @@ def main() -> None:
     backends = args.backend or ["sqlite", "postgresql"]
     sizes = [int(n) for n in args.participants.split(",")]
     print(f"  {'database':<10} {'people':>6} {'stats':<8} {'view':<20} {'median':>11} {'':>3}")
-    if "sqlite" in backends:
+    for backend in backends:
         for size in sizes:
-            with tempfile.TemporaryDirectory() as tmp:
-                run("SQLite", f"sqlite:///{tmp}/bench.sqlite3", size, args.runs)
-    if "postgresql" in backends:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - report and skip
-            print(f"PostgreSQL: skipped ({exc.__class__.__name__}: unreachable at {PG_ADMIN})")
-            return
-        for size in sizes:
-            name = f"diary_bench_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                run("PostgreSQL", PG_ADMIN.rsplit("/", 1)[0] + "/" + name, size, args.runs)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            with scratch.database(backend) as url:
+                if url is None:
+                    return
+                run("SQLite" if backend == "sqlite" else "PostgreSQL", url, size, args.runs)
 
 
 if __name__ == "__main__":

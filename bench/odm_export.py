@@ -21,15 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dashboard import NOW, PG_ADMIN, seed  # noqa: E402
-from sqlalchemy import create_engine, insert, select, text  # noqa: E402
+import scratch  # noqa: E402  (bench/, on the path as this script's folder)
+from dashboard import NOW, seed  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from diary import db, migrate  # noqa: E402
 from diary.models import AdverseEvent, Course, DrugAccountability, SymptomReport  # noqa: E402
@@ -104,27 +104,10 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=2000)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
-    backends = args.backend or ["sqlite", "postgresql"]
-    if "sqlite" in backends:
-        with tempfile.TemporaryDirectory() as tmp:
-            run("SQLite", f"sqlite:///{tmp}/bench.sqlite3", args.participants)
-    if "postgresql" in backends:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - report and skip
-            print(f"PostgreSQL: skipped ({exc.__class__.__name__}: unreachable at {PG_ADMIN})")
-            return
-        name = f"diary_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            run("PostgreSQL", PG_ADMIN.rsplit("/", 1)[0] + "/" + name, args.participants)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    for backend in args.backend or ["sqlite", "postgresql"]:
+        with scratch.database(backend) as url:
+            if url:
+                run("SQLite" if backend == "sqlite" else "PostgreSQL", url, args.participants)
 
 
 if __name__ == "__main__":

@@ -12,21 +12,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import scratch  # noqa: E402  (bench/, on the path as this script's folder)
 
 from diary import audit, db, migrate  # noqa: E402
 from diary.crypto import DataCipher  # noqa: E402
 from diary.models import Participant, Site, StaffUser  # noqa: E402
 from diary.services.keys import rotate  # noqa: E402
 
-PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
@@ -70,20 +69,9 @@ def main() -> None:
     args = parser.parse_args()
     for backend in args.db or ["sqlite", "postgresql"]:
         print(f"{backend}, {args.participants} participants:")
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory() as tmp:
-                run(f"sqlite:///{tmp}/bench.sqlite3", args.participants)
-            continue
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"bench_rotate_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            run(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, args.participants)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        with scratch.database(backend, "bench_rotate") as url:
+            if url:
+                run(url, args.participants)
 
 
 if __name__ == "__main__":

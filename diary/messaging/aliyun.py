@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,11 +26,12 @@ from diary.messaging.gateway import (
     GatewayError,
     SentId,
     TemplateRef,
-    _redact,
     endpoint_parts,
     mask_phone,
     never_reached,
+    provider_error,
 )
+from diary.sqltypes import utc_now
 
 log = logging.getLogger(__name__)
 CHINA = ZoneInfo("Asia/Shanghai")  # QuerySendDetails takes the sending day in China time
@@ -65,18 +66,9 @@ TRANSIENT = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "isv.DAY_LIMIT_CONTROL", "i
 
 def aliyun_error(code: str, message: str, *, status: int | None = 200) -> GatewayError:
     """Map an Alibaba Cloud SMS error code to a GatewayError."""
-    if code in TRANSIENT or code.startswith("isp.") and code not in PERMANENT or code.startswith("Throttling"):
-        permanent = False
-    else:
-        permanent = True
-        if code in PERMANENT:
-            message = f"{message} [{PERMANENT[code]}]"
-    return GatewayError(_redact(f"Alibaba Cloud SMS: {code}: {message}"), permanent=permanent, code=code,
-                        status=status)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    transient = code in TRANSIENT or code.startswith("isp.") and code not in PERMANENT or code.startswith("Throttling")
+    return provider_error("Alibaba Cloud SMS", code, message, permanent=not transient, explained=PERMANENT,
+                          status=status)
 
 
 class AliyunGateway:
@@ -85,7 +77,7 @@ class AliyunGateway:
 
     def __init__(self, access_key_id: str, access_key_secret: str, *, sign_name: str,
                  template_ids: Mapping[str, Mapping[str, str]], endpoint: str | None = None,
-                 timeout: float = 10.0, clock: Callable[[], datetime] = _utc_now) -> None:
+                 timeout: float = 10.0, clock: Callable[[], datetime] = utc_now) -> None:
         if not access_key_id or not access_key_secret or not sign_name:
             raise ValueError("AliyunGateway needs an AccessKey id, its secret and a signature")
         self.sign_name = sign_name

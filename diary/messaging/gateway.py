@@ -126,6 +126,15 @@ class _RedactPhoneNumbers(logging.Filter):
         return True
 
 
+def provider_error(provider: str, code: str, message: str, *, permanent: bool, explained: Mapping[str, str],
+                   status: int | None = 200) -> GatewayError:
+    """A domestic provider's error code as a GatewayError: the adapter decides `permanent` from its
+    own codes; a permanent code the adapter knows gets its plain meaning appended."""
+    if permanent and code in explained:
+        message = f"{message} [{explained[code]}]"
+    return GatewayError(_redact(f"{provider}: {code}: {message}"), permanent=permanent, code=code, status=status)
+
+
 def _redact_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     if not any(isinstance(f, _RedactPhoneNumbers) for f in logger.filters):

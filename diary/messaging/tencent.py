@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tencentcloud.common import credential
@@ -24,11 +24,12 @@ from diary.messaging.gateway import (
     GatewayError,
     SentId,
     TemplateRef,
-    _redact,
     endpoint_parts,
     mask_phone,
     never_reached,
+    provider_error,
 )
+from diary.sqltypes import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +59,8 @@ TRANSIENT_PREFIXES = ("LimitExceeded.", "RequestLimitExceeded", "InternalError",
 
 def tencent_error(code: str, message: str, *, status: int | None = 200) -> GatewayError:
     """Map a Tencent error code (API error or per-number SendStatus) to a GatewayError."""
-    if code.startswith(TRANSIENT_PREFIXES):
-        permanent = False
-    else:
-        permanent = True
-        if code in PERMANENT:
-            message = f"{message} [{PERMANENT[code]}]"
-    return GatewayError(_redact(f"Tencent Cloud SMS: {code}: {message}"), permanent=permanent, code=code,
-                        status=status)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    return provider_error("Tencent Cloud SMS", code, message, permanent=not code.startswith(TRANSIENT_PREFIXES),
+                          explained=PERMANENT, status=status)
 
 
 class TencentGateway:
@@ -80,7 +71,7 @@ class TencentGateway:
                  template_ids: Mapping[str, Mapping[str, str]], endpoint: str | None = None,
                  region: str = "ap-guangzhou", timeout: float = 10.0,
                  receipt_wait: timedelta = timedelta(minutes=10),
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         if not secret_id or not secret_key or not sdk_app_id or not sign_name:
             raise ValueError("TencentGateway needs a SecretId, a SecretKey, an SDK app id and a signature")
         self.sdk_app_id, self.sign_name = sdk_app_id, sign_name
