@@ -27,6 +27,7 @@ from diary.messaging.gateway import (
     SentId,
     TemplateRef,
     endpoint_parts,
+    filed_template_id,
     mask_phone,
     never_reached,
     provider_error,
@@ -139,14 +140,7 @@ class AliyunGateway:
         return None
 
     def _template_id(self, template: TemplateRef | None) -> str:
-        if template is None:
-            raise GatewayError("Alibaba Cloud SMS sends only templates; this message has none", permanent=True,
-                               not_sent=True)
-        template_id = self.template_ids.get(template.language, {}).get(template.key)
-        if not template_id:
-            raise GatewayError(f"SMS template {template.key!r} ({template.language}) has no aliyun template id "
-                               "in SMS_TEMPLATES", permanent=True, not_sent=True)
-        return template_id
+        return filed_template_id(self.template_ids, template, self.provider, "Alibaba Cloud SMS")
 
     def _error(self, exc: Exception) -> GatewayError:
         if isinstance(exc, AlibabaCloudException):

@@ -135,6 +135,18 @@ def provider_error(provider: str, code: str, message: str, *, permanent: bool, e
     return GatewayError(_redact(f"{provider}: {code}: {message}"), permanent=permanent, code=code, status=status)
 
 
+def filed_template_id(template_ids: Mapping[str, Mapping[str, str]], template, provider: str, label: str) -> str:
+    """The id `provider` approved for this message's template (SMS_TEMPLATES); a message without a
+    template, or a template without an id, is refused for good before anything is sent."""
+    if template is None:
+        raise GatewayError(f"{label} sends only templates; this message has none", permanent=True, not_sent=True)
+    template_id = template_ids.get(template.language, {}).get(template.key)
+    if not template_id:
+        raise GatewayError(f"SMS template {template.key!r} ({template.language}) has no {provider} template id "
+                           "in SMS_TEMPLATES", permanent=True, not_sent=True)
+    return template_id
+
+
 def _redact_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     if not any(isinstance(f, _RedactPhoneNumbers) for f in logger.filters):

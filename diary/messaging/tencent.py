@@ -25,6 +25,7 @@ from diary.messaging.gateway import (
     SentId,
     TemplateRef,
     endpoint_parts,
+    filed_template_id,
     mask_phone,
     never_reached,
     provider_error,
@@ -133,14 +134,7 @@ class TencentGateway:
         return None
 
     def _template_id(self, template: TemplateRef | None) -> str:
-        if template is None:
-            raise GatewayError("Tencent Cloud SMS sends only templates; this message has none", permanent=True,
-                               not_sent=True)
-        template_id = self.template_ids.get(template.language, {}).get(template.key)
-        if not template_id:
-            raise GatewayError(f"SMS template {template.key!r} ({template.language}) has no tencent template id "
-                               "in SMS_TEMPLATES", permanent=True, not_sent=True)
-        return template_id
+        return filed_template_id(self.template_ids, template, self.provider, "Tencent Cloud SMS")
 
     def _error(self, exc: TencentCloudSDKException) -> GatewayError:
         code = exc.get_code() or ""
