@@ -131,14 +131,21 @@ def _end_unit_of_work(response):
     if s is None:
         return response
     if response.status_code >= 400:
-        s.rollback()  # a refusal or an error page changes nothing
+        _discard(s)  # a refusal or an error page changes nothing
         return response
     try:
         s.commit()
     except Exception as exc:  # noqa: BLE001 - whatever failed, nothing was saved: say so, never "done"
-        s.rollback()
+        _discard(s)
         return _commit_failed(exc)
     return response
+
+
+def _discard(s: Session) -> None:
+    try:
+        s.rollback()
+    except Exception:  # noqa: BLE001 - the connection is gone (the database is down): close() drops it
+        log.warning("rollback failed; the connection is discarded", exc_info=True)
 
 
 def _commit_failed(exc: Exception):

@@ -42,6 +42,10 @@ def uow_app(database_url, world, clock):
             # A second site with an existing code: the database refuses it only at the commit.
             db.session().add(Site(code="A", name="Duplicate", phone="+86-591-0000-0009"))
             flash("Saved.", "success")
+        if outcome == "breaks":
+            # An edit of an append-only row, refused by the guard only when the commit flushes it.
+            event = db.session().exec(select(AuditEvent).order_by(AuditEvent.id)).first()
+            event.reason = "rewritten"
         return "saved"
 
     yield app
@@ -96,6 +100,13 @@ def test_a_commit_the_database_refuses_is_a_translated_409_and_nothing_is_saved(
     assert len(session.exec(select(Site).where(Site.code == "A")).all()) == 1
     with client.session_transaction() as cookie:
         assert "_flashes" not in cookie  # "Saved." must not show on the next page
+
+
+def test_a_commit_that_fails_otherwise_is_the_translated_500_page_and_nothing_is_saved(uow_app, session):
+    r = english_client(uow_app).get("/uow/breaks")
+    assert r.status_code == 500 and "<h1>Something went wrong</h1>" in r.get_data(as_text=True)
+    assert flags(session, "uow:breaks") == 0
+    assert audit_events(session, "flag_raised") == []
 
 
 def test_a_refused_commit_answers_htmx_with_a_fragment_and_json_with_json(uow_app, session):
