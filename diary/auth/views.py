@@ -305,8 +305,8 @@ def forgot_pin():
                 body=_pin_code_text(participant.language, code), not_before=now,
                 expires_at=now + timedelta(minutes=policy().pin_reset_minutes),
             )
-        # Committed before the wait: the limits hold the participant's row and the site-wide SMS
-        # budget until then, and the next request for any number would wait out this one's delay.
+        # Committed before the deliberate wait: a sleep must not hold the participant's row and the
+        # site-wide SMS budget, behind which every other "forgot PIN" request queues.
         db.commit_now()
         # The same answer, after the same time, whether or not the number is enrolled or a
         # limit was reached: a stranger learns nothing.
