@@ -135,10 +135,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.before_request(_refuse_nul_bytes)
     app.after_request(_security_headers)
-    # Registered last, so it runs first among after-request hooks: it sets the static files'
-    # caching before the compressor reads the response.
+    # Registered after the compressor, so it runs before it: it sets the static files' caching
+    # before the compressor reads the response.
     compress.init_app(app)
     static_assets.init_app(app)
+    # Last, so that it runs first: the request's writes are committed (or refused) before any other
+    # hook sees the response, and a failed commit replaces it with an error page (diary/db.py).
+    db.init_unit_of_work(app)
     app.context_processor(_template_globals)
     return app
 

@@ -153,9 +153,9 @@ def enroll_command(site_code, study_number, cohort, phone, language, reminder_ti
                        reminder_time=reminder_time, cfg=current_app.extensions["diary.study"])
         except EnrolmentError as exc:
             raise click.UsageError(f"Not enrolled: {exc.field} is {exc.code}.") from None
-        s.commit()
         # The app's clock, as the web tier uses, so the link expires by the same time it is checked by.
         token = issue_activation(s, p, staff.id, clock.now(), policy_from(current_app.config))
+        s.commit()  # the participant and their link, together
         click.echo(f"Enrolled {p.study_number}. Activation link: {activation_link(token)}")
 
 

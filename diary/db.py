@@ -1,10 +1,23 @@
-"""Database engine, the per-request session, and the append-only guard."""
+"""Database engine, the per-request session and its unit of work, and the append-only guard.
+
+One unit of work per request: views and services never commit or roll back. Services flush (and
+use `session.begin_nested()` for an inner step that may fail on its own); the request's session is
+committed once the view has answered with a status below 400, before the response leaves, and
+rolled back otherwise (an exception, a 4xx refusal, a 5xx). A failed commit becomes a translated
+409 (a conflict with a concurrent change) or 500 page. The few writes that must outlive a refusal
+(a failed sign-in's count and lock) are committed by `commit_now()`. The scheduler and the CLI are
+not requests: they open their own sessions and commit them explicitly.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, g
+from flask import session as cookie_session
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine
 
 from diary.models import APPEND_ONLY
@@ -67,9 +80,19 @@ def _refuse_bulk_edits_of_append_only_rows(state) -> None:
         )
 
 
+log = logging.getLogger(__name__)
+
+
 def init_app(app: Flask) -> None:
     app.extensions["diary.engine"] = make_engine(app.config["DATABASE_URL"])
     app.teardown_appcontext(_close_session)
+
+
+def init_unit_of_work(app: Flask) -> None:
+    """Commit or roll back each request's session. Call last in create_app: after-request hooks run
+    in reverse order, so the commit comes before every other app hook (compression, headers, the
+    access log, which then sees the status of a failed commit). A blueprint's own hooks run first."""
+    app.after_request(_end_unit_of_work)
 
 
 def engine() -> Engine:
@@ -81,6 +104,67 @@ def session() -> Session:
     if "db_session" not in g:
         g.db_session = Session(engine(), expire_on_commit=False)
     return g.db_session
+
+
+def commit_now() -> None:
+    """Commit what this request has written so far, whatever it answers afterwards.
+
+    Only for writes that must outlive what follows, each named where it is used:
+    - a refused sign-in, password signature or TOTP code answers 401, yet the attempt's count, the
+      lock it reached and their audit events must stay, or every guess would be free;
+    - "forgot PIN" commits its limits before its deliberate wait, not holding their rows through it;
+    - each report in a batch from an SMS provider is its own event: a later one that fails must not
+      undo it (the provider resends the batch, and what was kept is then a duplicate).
+    A view's own work is never committed this way: it is committed with the response, or not at all."""
+    s = g.get("db_session")
+    if s is not None:
+        s.commit()
+
+
+# SQLSTATEs of a transaction that lost to a concurrent one (PostgreSQL): serialization failure,
+# deadlock. The person may simply try again, as for a unique key taken a moment earlier.
+_CONFLICTS = ("40001", "40P01")
+
+
+def _end_unit_of_work(response):
+    s = g.get("db_session")
+    if s is None:
+        return response
+    if response.status_code >= 400:
+        _discard(s)  # a refusal or an error page changes nothing
+        return response
+    try:
+        s.commit()
+    except Exception as exc:  # noqa: BLE001 - whatever failed, nothing was saved: say so, never "done"
+        _discard(s)
+        return _commit_failed(exc)
+    return response
+
+
+def _discard(s: Session) -> None:
+    try:
+        s.rollback()
+    except Exception:  # noqa: BLE001 - the connection is gone (the database is down): close() drops it
+        log.warning("rollback failed; the connection is discarded", exc_info=True)
+
+
+def _commit_failed(exc: Exception):
+    from werkzeug.exceptions import Conflict, InternalServerError
+
+    from diary.errors import render_error
+
+    # The page the view rendered may flash "saved": it was not, so that message must not show next.
+    cookie_session.pop("_flashes", None)
+    conflict = isinstance(exc, IntegrityError) or (
+        isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _CONFLICTS)
+    if conflict:
+        log.warning("commit refused by the database (%s): nothing saved", type(exc.orig).__name__)
+        error = Conflict()
+    else:
+        log.error("commit failed: nothing saved", exc_info=exc)
+        error = InternalServerError(original_exception=exc)
+    # An error handler may answer (body, status); the later hooks need a response.
+    return current_app.make_response(render_error(error))
 
 
 def _close_session(_exc) -> None:

@@ -190,3 +190,4 @@ def _print_sign_ins(s: Session, cipher, pol: Policy, now, app: Flask, echo) -> N
             echo(f"  {p.study_number:10} {phone}  PIN {DEMO_PIN} (already activated)")
         else:
             echo(f"  {p.study_number:10} {phone}  {activation_link(token)}")
+    s.commit()

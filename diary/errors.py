@@ -48,6 +48,9 @@ def _titles() -> dict[int, tuple[str, str]]:
         404: (_("Page not found"),
               _("This page does not exist. The link may be incomplete or out of date.")),
         405: (_("Not possible here"), _("This page cannot be used that way.")),
+        409: (_("Changed at the same moment"),
+              _("This was changed at the same moment from somewhere else, so nothing was saved. Please"
+                " reload the page and try again.")),
         413: (_("Too large"), _("What was sent is too large. Please send less at once.")),
         429: (_("Too many attempts"), _("Too many attempts in a short time. Please wait a minute and try again.")),
         500: (_("Something went wrong"),

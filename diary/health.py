@@ -42,7 +42,6 @@ def health():
         body["outbox"] = heartbeat.outbox_state(session, now)
     except Exception:
         log.exception("health check: database unavailable")
-        session.rollback()
         body = {"database": "error", "status": "error"}
         return jsonify(body), 503
     # A template the configured provider would need but has no approved id for (issue 13).

@@ -75,6 +75,7 @@ class _Database:
             families = list(self._read(db.session()))
         except Exception:  # noqa: BLE001 - the process figures are still worth answering with
             log.exception("metrics: database unavailable")
+            # Read-only: end the failed read here, since the scrape still answers 200 (and is committed).
             db.session().rollback()
             up.add_metric([], 0)
             yield up

@@ -175,7 +175,6 @@ def _end_idle_staff_sessions():
     seen = session.get(STAFF_SEEN)
     if seen is None or now - seen > current_app.config["STAFF_IDLE_TIMEOUT"].total_seconds():
         devices.end(db.session(), current_user.device, clock.now(), "idle")
-        db.session().commit()
         session.clear()
         logout_user()
         flash(_("You were signed out after a period of inactivity."), "info")

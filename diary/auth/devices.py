@@ -49,8 +49,8 @@ def is_open(session: Session, token: str, *, now: datetime, participant_id: int 
     if row is None or row.ended_at is not None or (row.participant_id, row.staff_id) != (participant_id, staff_id):
         return False
     if now - row.last_seen_at > SEEN_EVERY:
+        # Committed with the request (a refused request leaves it to the next one).
         session.exec(update(DeviceSession).where(DeviceSession.id == row.id).values(last_seen_at=now))
-        session.commit()
     return True
 
 

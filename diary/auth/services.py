@@ -1,6 +1,9 @@
 """Sign-in use cases: staff password + TOTP, participant activation, PIN and PIN reset.
 
-Every function takes the session and the instant `now`; none reads the clock or the request.
+Every function takes the session and the instant `now`; none reads the clock or the request, and
+none commits (the request's unit of work does, diary/db.py). A SignInError leaves in the session
+exactly what the refusal must keep (a wrong secret's count, the lock it reached, their audit
+event; nothing for any other refusal): the caller commits it even though it answers 401.
 """
 
 from __future__ import annotations
@@ -79,15 +82,15 @@ def _claim(session: Session, account: StaffUser | Participant, now: datetime) ->
     """Count this attempt before the secret is checked (see lockout.py); refuses a locked account."""
     counted = lockout.claim_attempt(session, account, now)
     if counted is None:
-        session.rollback()
         fresh = session.get(type(account), account.id, populate_existing=True)
         raise SignInError("locked", fresh.locked_until if fresh else None)
     return counted
 
 
-def _refuse(session: Session, reason: str) -> None:
-    # Not a wrong secret (inactive account, expired code): the attempt is not counted.
-    session.rollback()
+def _refuse(session: Session, reason: str, account: StaffUser | Participant | None = None) -> None:
+    # Not a wrong secret (inactive account, expired code): the attempt claimed for `account` is not counted.
+    if account is not None:
+        lockout.uncount(session, account)
     raise SignInError(reason)
 
 
@@ -103,7 +106,6 @@ def _fail(session: Session, account, counted: int, now: datetime, policy: Policy
         participant_id=account.id if isinstance(account, Participant) else None,
         after={"what": what, "locked_until": locked_until},
     )
-    session.commit()
     if locked_until is not None:
         raise SignInError("locked", locked_until)
     raise SignInError("invalid")
@@ -116,7 +118,6 @@ def _succeed(session: Session, account, now: datetime, actor: str, action: str) 
         at=now, site_id=getattr(account, "site_id", None),
         participant_id=account.id if isinstance(account, Participant) else None,
     )
-    session.commit()
 
 
 # --- staff ---------------------------------------------------------------------------------
@@ -134,10 +135,9 @@ def check_staff_password(
     if not _verify(staff.password_hash, password):
         _fail(session, staff, counted, now, policy, f"staff:{staff.id}", "password")
     if not staff.is_active:
-        _refuse(session, "inactive")
+        _refuse(session, "inactive", staff)
     # A right password alone is not a sign-in: earlier failures still count until the second factor.
     lockout.uncount(session, staff)
-    session.commit()
     return staff
 
 
@@ -148,7 +148,7 @@ def reauthenticate(session: Session, staff: StaffUser, password: str, now: datet
     if not _verify(staff.password_hash, password or ""):
         _fail(session, staff, counted, now, policy, f"staff:{staff.id}", "signature")
     if not staff.is_active:
-        _refuse(session, "inactive")
+        _refuse(session, "inactive", staff)
     lockout.uncount(session, staff)
 
 
@@ -219,7 +219,6 @@ def issue_activation(
     audit.record(session, actor=f"staff:{staff_id}", action="activation_issued",
                  entity="Participant", entity_id=participant.id, at=now,
                  site_id=participant.site_id, participant_id=participant.id)
-    session.commit()
     return token
 
 
@@ -280,7 +279,7 @@ def check_pin(
     if not _verify(participant.pin_hash, pin):
         _fail(session, participant, counted, now, policy, f"participant:{participant.id}", "pin")
     if participant.status != "active":
-        _refuse(session, "inactive")
+        _refuse(session, "inactive", participant)
     _succeed(session, participant, now, f"participant:{participant.id}", "participant_signed_in")
     return participant
 
@@ -345,16 +344,15 @@ def reset_pin(
         )
     ).first()
     if pending is None or pending.expires_at <= now:
-        _refuse(session, "expired")
+        _refuse(session, "expired", participant)
     if not secrets.compare_digest(pending.code_hash, token_hash(f"{participant.id}:{code.strip()}")):
         lockout.count_wrong_code(session, pending.id, now, policy.max_failures)  # a guessed-at code is burnt
         _fail(session, participant, counted, now, policy, f"participant:{participant.id}", "pin_reset_code")
     if not PIN_RE.match(new_pin or ""):
-        session.rollback()
-        raise ValueError("pin_format")
+        raise ValueError("pin_format")  # not a SignInError: the request rolls back, nothing counted
     # One code, one new PIN: a second request with the same code loses here.
     if not lockout.consume_code(session, pending.id, now):
-        _refuse(session, "expired")
+        _refuse(session, "expired", participant)
     _set_pin(session, participant, new_pin, now)
     _succeed(session, participant, now, f"participant:{participant.id}", "pin_reset")
     return participant

@@ -61,6 +61,15 @@ def _safe_next(default: str) -> str:
     return default
 
 
+def _refused(error: auth.SignInError, mismatch: str | None = None) -> str:
+    """A refused sign-in: keep what it counted, then the message to show with the 401/410.
+
+    The answer is an error, so the unit of work would roll back; but a wrong secret's count, the
+    lock it reached and their audit events must stay, or every guess would be free (lockout.py)."""
+    db.commit_now()
+    return _refusal(error, mismatch)
+
+
 def _refusal(error: auth.SignInError, mismatch: str | None = None) -> str:
     """What a refused sign-in says. `mismatch` names what was typed (the same words whether the
     account exists or not, so the answer reveals nothing)."""
@@ -89,7 +98,7 @@ def staff_login():
                 db.session(), form.email.data, form.password.data, clock.now(), policy()
             )
         except auth.SignInError as exc:
-            flash(_refusal(exc, _("The e-mail address or password is not right. Please try again.")), "error")
+            flash(_refused(exc, _("The e-mail address or password is not right. Please try again.")), "error")
             return render_template("auth/staff_login.html", form=form), 401
         session["pending_staff"] = [staff.id, staff.auth_version, clock.now().timestamp()]
         if staff.totp_secret_enc:
@@ -127,7 +136,6 @@ def _finish_staff_login(staff: StaffUser):
     session[STAFF_SEEN] = clock.now().timestamp()  # the idle timeout counts from here
     device = devices.open_session(db.session(), now=clock.now(), user_agent=request.user_agent.string,
                                   staff_id=staff.id)
-    db.session().commit()
     login_user(staff_principal(staff, device), remember=False)
     return redirect(_safe_next(url_for("staff.home")))
 
@@ -141,7 +149,7 @@ def staff_totp():
         try:
             auth.check_staff_totp(db.session(), staff, form.code.data, clock.now(), policy(), _cipher())
         except auth.SignInError as exc:
-            flash(_refusal(exc), "error")
+            flash(_refused(exc), "error")
             return render_template("auth/staff_totp.html", form=form), 401
         return _finish_staff_login(staff)
     return render_template("auth/staff_totp.html", form=form)
@@ -162,7 +170,7 @@ def staff_totp_setup():
                 db.session(), staff, form.code.data, clock.now(), policy(), _cipher(), secret=secret
             )
         except auth.SignInError as exc:
-            flash(_refusal(exc), "error")
+            flash(_refused(exc), "error")
             status = 401
         else:
             return _finish_staff_login(staff)
@@ -189,10 +197,8 @@ def staff_new_password():
             administration.change_own_password(db.session(), staff, new_password=form.password.data,
                                                now=clock.now())
         except administration.AdminError:
-            db.session().rollback()
             form.password.errors = [_("Choose a password different from the one you were given.")]
             return render_template("auth/staff_new_password.html", form=form), 400
-        db.session().commit()
         flash(_("Your new password is set."), "success")
         return _finish_staff_login(staff)
     return render_template("auth/staff_new_password.html", form=form)
@@ -202,7 +208,6 @@ def _end_this_device() -> None:
     device = getattr(current_user, "device", None)
     if device:
         devices.end(db.session(), device, clock.now())
-        db.session().commit()
 
 
 @bp.post("/staff/logout")
@@ -225,7 +230,6 @@ def _login_participant(participant) -> None:
     session.permanent = True
     device = devices.open_session(db.session(), now=clock.now(), user_agent=request.user_agent.string,
                                   participant_id=participant.id)
-    db.session().commit()
     # Remember-me: a participant stays signed in on their own phone through their courses.
     login_user(ParticipantPrincipal(participant, device), remember=True)
 
@@ -242,7 +246,7 @@ def participant_login():
                 db.session(), form.phone.data, form.pin.data, clock.now(), policy(), _cipher()
             )
         except auth.SignInError as exc:
-            flash(_refusal(exc, _("The phone number or PIN is not right. Please try again.")), "error")
+            flash(_refused(exc, _("The phone number or PIN is not right. Please try again.")), "error")
             return render_template("auth/participant_login.html", form=form), 401
         _login_participant(participant)
         return redirect(_safe_next(url_for("patient.today")))
@@ -268,7 +272,7 @@ def activate(token: str):
         try:
             participant = auth.activate(db.session(), token, form.pin.data, clock.now())
         except auth.SignInError as exc:
-            return render_template("auth/activation_expired.html", message=_refusal(exc)), 410
+            return render_template("auth/activation_expired.html", message=_refused(exc)), 410
         _login_participant(participant)
         flash(_("Your PIN is set. You will stay signed in on this phone."), "success")
         return redirect(url_for("patient.today"))
@@ -303,7 +307,9 @@ def forgot_pin():
                 body=_pin_code_text(participant.language, code), not_before=now,
                 expires_at=now + timedelta(minutes=policy().pin_reset_minutes),
             )
-        s.commit()
+        # Committed before the deliberate wait: a sleep must not hold the participant's row and the
+        # site-wide SMS budget, behind which every other "forgot PIN" request queues.
+        db.commit_now()
         # The same answer, after the same time, whether or not the number is enrolled or a
         # limit was reached: a stranger learns nothing.
         _answer_no_sooner_than(started + current_app.config["FORGOT_PIN_RESPONSE_SECONDS"])
@@ -335,7 +341,7 @@ def reset_pin():
                 policy(), _cipher(),
             )
         except auth.SignInError as exc:
-            flash(_refusal(exc, _("The phone number or code is not right. Please try again.")), "error")
+            flash(_refused(exc, _("The phone number or code is not right. Please try again.")), "error")
             return render_template("auth/reset_pin.html", form=form), 401
         _login_participant(participant)
         flash(_("Your new PIN is set."), "success")

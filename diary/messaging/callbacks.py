@@ -4,7 +4,9 @@ shapes Tencent Cloud SMS and Alibaba Cloud SMS document (DESIGN §4, issue 13).
 They are not signed like Twilio's: the URL carries SMS_CALLBACK_SECRET (a long random string),
 optionally checked against SMS_CALLBACK_ALLOWED_IPS, and anything else gets 403, changing nothing.
 Receipts are idempotent (webhooks.apply_delivery); replies go through the one inbound use case
-(inbound.handle_inbound), keyed so that a callback delivered twice is handled once.
+(inbound.handle_inbound), keyed so that a callback delivered twice is handled once. Each report of
+a batch is committed as soon as it is handled (db.commit_now): one that fails answers 500, the
+provider sends the batch again, and the reports before it are then duplicates, not lost.
 
     POST /sms/tencent/<secret>/receipt   [{"sid", "report_status", "errmsg", "description", ...}]
     POST /sms/tencent/<secret>/reply     {"nationcode", "mobile", "text", "sign", "time", "extend"}
@@ -93,7 +95,7 @@ def _receipt(provider: str, provider_id: str, ref: str | None, delivered: bool, 
     if changed:
         message.provider = message.provider or provider
         session.add(message)
-        session.commit()
+        db.commit_now()  # one report, one transaction: a later report of the batch cannot undo it
     return "recorded" if changed else "duplicate"
 
 
@@ -101,7 +103,7 @@ def _reply(provider: str, sid: str, from_: str, body: str) -> str:
     session = db.session()
     handled = handle_inbound(session, current_app.extensions["diary.cipher"], current_app.extensions["diary.study"],
                              sid=sid, from_=from_, body=body, now=clock.now())
-    session.commit()
+    db.commit_now()  # one reply, one transaction: a later reply of the batch cannot undo it
     log.info("%s reply handled as %s", provider, handled)
     return handled
 

@@ -61,7 +61,6 @@ def inbound():
     handled = handle_inbound(session, current_app.extensions["diary.cipher"], current_app.extensions["diary.study"],
                              sid=form.get("MessageSid", ""), from_=form.get("From", ""),
                              body=form.get("Body", ""), now=clock.now())
-    session.commit()
     log.info("inbound SMS handled as %s", handled)
     return _twiml()
 
@@ -85,8 +84,7 @@ def status():
         return _twiml()
     code = form.get("ErrorCode")
     error = twilio_error(f"Twilio: delivery {state}", code=int(code) if code and code.isdigit() else None)
-    if apply_delivery(session, message, state, sid, str(error), clock.now()):
-        session.commit()
+    apply_delivery(session, message, state, sid, str(error), clock.now())
     return _twiml()
 
 

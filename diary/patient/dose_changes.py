@@ -19,9 +19,7 @@ def dose_change_understood(decision_id: int):
         decisions.acknowledge_change(db.session(), participant=me(), decision_id=decision_id, now=clock.now())
     except decisions.DecisionError:
         # Another participant's decision is answered exactly like one that does not exist.
-        db.session().rollback()
         abort(404)
-    db.session().commit()
     if wants_fragment():
         return render_template("patient/_dose_change_done.html")
     return redirect(url_for("patient.today"), 303)

@@ -40,7 +40,6 @@ def end_device(device_id: int):
         abort(404)
     audit.record(s, actor=current_user.actor, action="device_signed_out", entity="DeviceSession",
                  entity_id=device_id, site_id=me().site_id, participant_id=me().id, at=clock.now())
-    s.commit()
     flash(_("That phone is signed out."), "success")
     return redirect(url_for("patient.settings"), 303)
 
@@ -65,10 +64,8 @@ def save_settings():
         update_settings(db.session(), participant=me(), cfg=cfg(), reminder_time=values["reminder_time"],
                         language=values["language"], sms_opt_in=values["sms"] == "on", now=clock.now())
     except SettingsError as error:
-        db.session().rollback()
         return render_template("patient/settings.html", values=values, field=error.field,
                                error=settings_error(error), **_devices()), 422
-    db.session().commit()
     # The new language applies to this very message, not only to the next page.
     current_user.language = me().language
     refresh()

@@ -47,10 +47,8 @@ def report():
             course_id=day_cards.running_course_id(db.session(), me(), cfg(), now), note=request.form.get("note"),
         )
     except (SymptomError, day_cards.DoseLogError) as error:
-        db.session().rollback()
         return _page(422, error=symptom_error(error.code), note=request.form.get("note", ""),
                      answers={a["key"]: a["severity"] for a in answers})
-    db.session().commit()
     return _after_report(saved)
 
 

@@ -77,9 +77,7 @@ def sync_dose():
             fasting=data.get("fasting"),
         )
     except DoseLogError as error:
-        db.session().rollback()
         return _refused(error.code, dose_error(error.code))
-    db.session().commit()
     return jsonify(ok=True, id=log.id, outcome=log.outcome, client_key=log.client_key,
                    taken_at=log.taken_at.isoformat() if log.taken_at else None,
                    received_at=log.received_at.isoformat())
@@ -103,8 +101,6 @@ def sync_symptoms():
             note=data.get("note") if isinstance(data.get("note"), str) else None,
         )
     except (SymptomError, DoseLogError) as error:
-        db.session().rollback()
         return _refused(error.code, symptom_error(error.code))
-    db.session().commit()
     return jsonify(ok=True, id=report.id, danger=report.danger, client_key=report.client_key,
                    received_at=report.received_at.isoformat())

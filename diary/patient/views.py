@@ -84,10 +84,8 @@ def _act(course_id: int, day: int, outcome: str):
             reason=form.get("reason"), fasting=form.get("fasting"), record=record,
         )
     except DoseLogError as error:
-        db.session().rollback()
         return _render_card(card, error=dose_error(error.code), status=422,
                             reason_form=outcome == "not_taken" and error.code == "reason_required")
-    db.session().commit()
     if not wants_fragment():
         return redirect(url_for("patient.today") if card.is_today
                         else url_for("patient.day_page", course_id=course_id, day=day), 303)

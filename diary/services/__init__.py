@@ -1,4 +1,12 @@
-"""Use cases shared by pages, SMS replies, jobs and staff corrections."""
+"""Use cases shared by pages, SMS replies, jobs and staff corrections.
+
+They take the session and only flush: the caller owns the transaction (a request's unit of work,
+diary/db.py; the scheduler's or a CLI command's own commit). A refusal (a FieldError or a use
+case's own error) is raised before anything is written, or from inside the `begin_nested()` that
+wrote it, so a refused call changes nothing even when the page answers it with a redirect. Make the
+change inside the savepoint: `begin_nested()` first flushes what is pending, outside it, where a
+unique key that fails breaks the whole transaction instead of refusing one step.
+"""
 
 
 class FieldError(ValueError):

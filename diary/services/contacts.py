@@ -66,28 +66,30 @@ def correct_contact(session: Session, cipher: DataCipher, *, participant: Partic
     except InvalidPhone:
         raise ContactError("phone", "invalid") from None
     old_number = phone_of(cipher, participant)
-    before, after = {}, {}
+    before, after, values = {}, {}, {}
     if e164 != old_number:
         # Under an older key (a rotation under way) the same number has another hash: look that up too.
         others = session.exec(select(Participant.id).where(
             Participant.phone_hash.in_(cipher.lookup_hashes(e164)), Participant.id != participant.id)).first()
         if others is not None:
             raise ContactError("phone", "taken")
-        participant.phone_enc = cipher.encrypt(e164)
-        participant.phone_hash = cipher.lookup_hash(e164)
+        values.update(phone_enc=cipher.encrypt(e164), phone_hash=cipher.lookup_hash(e164))
         before["phone"], after["phone"] = mask_phone(old_number), mask_phone(e164)
     if language != participant.language:
         before["language"], after["language"] = participant.language, language
-        participant.language = language
+        values["language"] = language
     if not after:
         return False
-    session.add(participant)
     try:
+        # The change is made inside the savepoint (begin_nested() first flushes what is pending, outside
+        # it): a refusal then leaves the participant and the request's transaction as they were.
         with session.begin_nested():
+            for name, value in values.items():
+                setattr(participant, name, value)
+            session.add(participant)
             session.flush()
     except IntegrityError:
         # The same number saved for someone else a moment ago: uq on phone_hash decides.
-        session.expire(participant)
         raise ContactError("phone", "taken") from None
     audit.record(session, actor=f"staff:{staff_id}", action="contact_corrected", entity="Participant",
                  entity_id=participant.id, site_id=participant.site_id, participant_id=participant.id, at=now,

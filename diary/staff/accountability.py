@@ -92,13 +92,10 @@ def _save(form, *, course, p, kind, supersedes=None):
             on_date=form.on_date.data, tablets=form.tablets.data, staff_id=current_user.id, now=clock.now(),
             supersedes=supersedes, reason=getattr(form, "reason", None) and form.reason.data, **extra)
     except service.AccountabilityError as exc:
-        s.rollback()
         show_refusal(form, exc, ERRORS)
         return None, [], 400
     if row is None:
-        s.rollback()
         return None, warnings, 200
-    s.commit()
     return row, warnings, 200
 
 
@@ -195,7 +192,6 @@ def accountability_log():
     audit.record(s, actor=f"staff:{current_user.id}", action="accountability_log_exported", entity="Export",
                  at=now, after={"sites": "all" if current_user.site_ids is None else sorted(current_user.site_ids),
                                 "rows": len(rows)})
-    s.commit()
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="accountability-{now:%Y%m%d}.csv"',
         "Cache-Control": "no-store"})

@@ -91,10 +91,8 @@ def admin_new_site():
             site = admin.create_site(db.session(), code=form.code.data, actor=current_user.actor, now=clock.now(),
                                      **_site_fields(form))
         except admin.AdminError as exc:
-            db.session().rollback()
             show_refusal(form, exc, ADMIN_ERRORS)
         else:
-            db.session().commit()
             flash(_("Site %(code)s created.", code=site.code), "success")
             return redirect(url_for("staff.admin_home"))
     return render_template("staff/admin/site_form.html", form=form, site=None), 400 if form.errors else 200
@@ -110,10 +108,8 @@ def admin_site(site_id: int):
             changed = admin.update_site(db.session(), site, actor=current_user.actor, now=clock.now(),
                                         **_site_fields(form))
         except admin.AdminError as exc:
-            db.session().rollback()
             show_refusal(form, exc, ADMIN_ERRORS)
         else:
-            db.session().commit()
             flash(_("Site %(code)s saved.", code=site.code) if changed else _("Nothing was changed."),
                   "success" if changed else "info")
             return redirect(url_for("staff.admin_home"))
@@ -137,10 +133,8 @@ def admin_new_staff():
                                        role=form.role.data, site_ids=set(form.sites.data or ()), password=password,
                                        actor=current_user.actor, now=clock.now())
         except admin.AdminError as exc:
-            db.session().rollback()
             show_refusal(form, exc, ADMIN_ERRORS)
         else:
-            db.session().commit()
             # Shown once, on this page only (no redirect, no flash that a later page would repeat).
             return _account_page(staff, temporary=password, notice=_("Account created."))
     return render_template("staff/admin/staff_new.html", form=form), 400 if form.errors else 200
@@ -175,10 +169,8 @@ def admin_staff(staff_id: int):
                                          site_ids=set(form.sites.data or ()), actor=current_user.actor,
                                          actor_id=current_user.id, now=clock.now())
         except admin.AdminError as exc:
-            db.session().rollback()
             show_refusal(form, exc, ADMIN_ERRORS)
         else:
-            db.session().commit()
             flash(_("Account saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
             return redirect(url_for("staff.admin_staff", staff_id=staff.id))
     return _account_page(staff, form=form, status=400)
@@ -212,10 +204,8 @@ def admin_staff_action(staff_id: int, action: str):
                                           temporary=temporary, **who)
             message = _("A new password will be required at the next sign-in.")
     except admin.AdminError as exc:
-        s.rollback()
         error = str(ADMIN_ERRORS.get((exc.field, exc.code), _l("Not done.")))
         return _account_page(staff, action_form=form, action_error=error, status=400)
-    s.commit()
     if temporary is not None:
         return _account_page(staff, temporary=temporary, notice=message)  # shown once: no redirect
     if htmx and not htmx.boosted:

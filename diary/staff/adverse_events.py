@@ -123,10 +123,8 @@ def new_adverse_event(participant_id: int):
                 ae = service.record(s, records_config(), participant=p, values=_values(form),
                                     staff_id=current_user.id, now=clock.now(), course_id=_running_course(p))
             except service.AdverseEventError as exc:
-                s.rollback()
                 _refused(form, exc)
             else:
-                s.commit()
                 flash(_("Adverse event recorded."), "success")
                 if ae.serious:
                     flash(_("SAE: the on-call phone is alerted and the reporting clock has started."), "error")
@@ -165,10 +163,8 @@ def edit_adverse_event(ae_id: int):
                                        staff_id=current_user.id, now=clock.now(), supersedes=ae,
                                        reason=form.reason.data)
             except service.AdverseEventError as exc:
-                s.rollback()
                 _refused(form, exc)
             else:
-                s.commit()
                 flash(_("Adverse event saved."), "success")
                 if saved.serious and service.reported(s, saved) is None:
                     flash(_("SAE: the on-call phone is alerted and the reporting clock has started."), "error")
@@ -186,7 +182,6 @@ def draft_ae_from_symptoms(report_id: int):
         abort(404)
     participant_in_scope(report.participant_id)
     ae = service.draft_from_symptoms(s, records_config(), report=report, staff_id=current_user.id, now=clock.now())
-    s.commit()
     return redirect(url_for("staff.edit_adverse_event", ae_id=ae.id))
 
 
@@ -200,7 +195,6 @@ def draft_ae_from_lab(lab_id: int):
     participant_in_scope(s.get(Course, lab.course_id).participant_id)
     ae = service.draft_from_lab(s, study_config(), records_config(), lab=lab, staff_id=current_user.id,
                                 now=clock.now())
-    s.commit()
     return redirect(url_for("staff.edit_adverse_event", ae_id=ae.id))
 
 
@@ -240,10 +234,8 @@ def mark_sae_reported(ae_id: int):
         service.mark_reported(s, ae=ae, staff_id=current_user.id, reported_at=at, note=form.note.data,
                               now=clock.now())
     except service.AdverseEventError as exc:
-        s.rollback()
         flash(str(ERRORS.get((exc.field, exc.code), _l("Please check this field."))), "error")
         return _ae_page(p, 400, form)
-    s.commit()
     flash(_("SAE marked as reported; the reporting clock has stopped."), "success")
     return redirect(url_for("staff.adverse_events_of", participant_id=p.id))
 

@@ -52,10 +52,8 @@ def _save(form, p: Participant, supersedes=None):
             reason=getattr(form, "reason", None) and form.reason.data,
             retract=bool(getattr(form, "retract", None) and form.retract.data))
     except service.ConmedError as exc:
-        s.rollback()
         show_refusal(form, exc, ERRORS)
         return None
-    s.commit()
     lang = str(get_locale() or "zh")
     for rule in saved.matches:
         if rule.level == "prohibited":

@@ -56,7 +56,6 @@ def show_phone(participant_id: int, which: str):
         abort(404)
     number = contacts.reveal_phone(db.session(), cipher(), participant=p, which=which, staff_id=current_user.id,
                                    now=clock.now())
-    db.session().commit()
     if htmx and not htmx.boosted:
         return render_template("staff/partials/phone.html", p=p, which=which, number=number)
     return _page(p, revealed={which: number})
@@ -74,10 +73,8 @@ def correct_contact(participant_id: int):
             db.session(), cipher(), participant=p, phone=form.phone.data, language=form.language.data,
             reason=form.reason.data, staff_id=current_user.id, now=clock.now())
     except contacts.ContactError as exc:
-        db.session().rollback()
         show_refusal(form, exc, CONTACT_ERRORS)
         return _page(p, contact_form=form, status=400)
-    db.session().commit()
     flash(_("Contact details corrected.") if changed else _("Nothing was changed."), "success" if changed else "info")
     return redirect(url_for("staff.contact", participant_id=p.id))
 
@@ -94,9 +91,7 @@ def set_emergency_contact(participant_id: int):
             db.session(), cipher(), participant=p, name=form.name.data, relation=form.relation.data,
             phone=form.phone.data, reason=form.reason.data, staff_id=current_user.id, now=clock.now())
     except contacts.ContactError as exc:
-        db.session().rollback()
         show_refusal(form, exc, CONTACT_ERRORS)
         return _page(p, emergency_form=form, status=400)
-    db.session().commit()
     flash(_("Emergency contact saved."), "success")
     return redirect(url_for("staff.contact", participant_id=p.id))

@@ -44,16 +44,15 @@ def _signed(form, course, p, void_form, end_form, act):
     try:
         auth.reauthenticate(s, signer, form.password.data, now, policy())
     except auth.SignInError:
+        db.commit_now()  # the wrong password counts towards the lock-out, though nothing is signed
         form.password.errors = [_("The password is not correct; nothing was signed.")]
         return _page(course, p, void_form, end_form, 401)
     try:
         act(s, signer, now)
     except course_service.CourseError as exc:
-        s.rollback()
         target = getattr(form, exc.field, form.reason)
         target.errors = [str(COURSE_ERRORS.get((exc.field, exc.code), exc.code))]
         return _page(course, p, void_form, end_form, 400)
-    s.commit()
     return None
 
 

@@ -84,10 +84,7 @@ def acknowledge_flag(flag_id: int):
         try:
             acknowledge(s, flag=flag, staff_id=current_user.id, note=form.note.data, now=clock.now())
         except FlagError as exc:
-            s.rollback()
             error = _("Already acknowledged.") if exc.code == "already_acknowledged" else _("Write what was done.")
-        else:
-            s.commit()
     else:
         error = _("Write what was done.")
     if htmx and not htmx.boosted:

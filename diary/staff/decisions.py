@@ -91,6 +91,7 @@ def sign_decision(course_id: int):
     try:
         auth.reauthenticate(s, signer, form.password.data, now, policy())
     except auth.SignInError:
+        db.commit_now()  # the wrong password counts towards the lock-out, though nothing is signed
         form.password.errors = [_("The password is not correct; nothing was signed.")]
         return again(401)
     try:
@@ -99,7 +100,6 @@ def sign_decision(course_id: int):
             dose_mg=form.dose_mg.data, current_dose_mg=proposal.current_dose_mg, now=now, lab=lab,
             baseline_plt=proposal.baseline_plt, override_reason=form.override_reason.data)
     except decision_service.DecisionError as exc:
-        s.rollback()
         if exc.code == "reason_required":
             form.override_reason.errors = [_("The dose differs from the suggestion: give a reason.")]
             return again(400)
@@ -109,7 +109,6 @@ def sign_decision(course_id: int):
         return again(400, _("Not signed: %(why)s", why=str(DECISION_ERRORS.get(exc.code, exc.code))))
     # The dose-change SMS goes in the same transaction as the decision (DESIGN §4 outbox).
     queue_dose_change_notice(s, cipher(), p, course, signed, now)
-    s.commit()
     what = _("hold") if signed.dose_mg == 0 else _("%(mg)s mg", mg=f"{signed.dose_mg:g}")
     flash(_("Signed: %(what)s from day %(day)d. The participant's calendar follows it and an SMS is queued.",
             what=what, day=signed.effective_day), "success")

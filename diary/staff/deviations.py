@@ -84,15 +84,12 @@ def deviations(participant_id: int):
                             classification=form.classification.data or None, staff_id=current_user.id,
                             now=clock.now())
             except service.DeviationError as exc:
-                s.rollback()
                 getattr(form, exc.field).errors = [_refused(exc)]
             else:
-                s.commit()
                 flash(_("Deviation logged."), "success")
                 return redirect(url_for("staff.deviations", participant_id=p.id))
         return _page(p, form, 400)
-    if service.scan(s, study_config(), records_config(), p, clock.now()):
-        s.commit()
+    service.scan(s, study_config(), records_config(), p, clock.now())
     return _page(p, form)
 
 
@@ -114,12 +111,10 @@ def decide_deviation(deviation_id: int):
                        staff_role=current_user.role, now=clock.now(), reason=form.reason.data,
                        classification=form.classification.data or None)
     except service.DeviationError as exc:
-        s.rollback()
         if exc.code == "investigator_only":
             abort(403)
         flash(_refused(exc), "error")
         return _page(p, _new_form(), 400)
-    s.commit()
     flash(_("Deviation updated."), "success")
     return redirect(url_for("staff.deviations", participant_id=p.id))
 
@@ -136,8 +131,7 @@ def deviation_list():
     """Open deviations (proposed or confirmed, not closed) at the staff member's sites, with what the
     software can see proposed first."""
     s = db.session()
-    if service.scan_sites(s, study_config(), records_config(), current_user.site_ids, clock.now()):
-        s.commit()
+    service.scan_sites(s, study_config(), records_config(), current_user.site_ids, clock.now())
     query = select(ProtocolDeviation, Participant.study_number).join(
         Participant, Participant.id == ProtocolDeviation.participant_id)
     if current_user.site_ids is not None:

@@ -95,6 +95,7 @@ def new_screening():
                 try:
                     auth.reauthenticate(s, staff, form.password.data, now, policy())
                 except auth.SignInError:
+                    db.commit_now()  # the wrong password's count and lock stay, though nothing is signed
                     form.password.errors = [_("The password is not correct; the screening was not signed.")]
                     return _render_form(form, answers), 401
                 try:
@@ -103,12 +104,10 @@ def new_screening():
                         cohort=form.cohort.data, screened_on=form.screened_on.data, measures=measures,
                         answers=answers, signer=staff, now=now)
                 except screening_service.ScreeningError as exc:
-                    s.rollback()
                     getattr(form, exc.field, form.screening_number).errors = [
                         _("The screening date cannot be in the future.") if exc.code == "future"
                         else _("Please check this field.")]
                 else:
-                    s.commit()
                     flash(_("Screening signed."), "success")
                     return redirect(url_for("staff.screening", screening_id=screening.id))
     return _render_form(form, answers), status
@@ -145,7 +144,6 @@ def enrol(screening_id: int):
                 timezone=form.timezone.data or None, reminder_time=form.reminder_time.data,
                 cfg=current_app.extensions["diary.study"])
         except EnrolmentError as exc:
-            s.rollback()
             target = getattr(form, exc.field, None)
             message = enrolment_error(exc)
             if target is not None:
@@ -153,7 +151,7 @@ def enrol(screening_id: int):
             else:
                 flash(message, "error")
         else:
-            s.commit()
+            # One transaction with the enrolment: a participant is never left without a link.
             token = auth.issue_activation(s, p, current_user.id, clock.now(), policy())
             link = activation_url(token)
             flash(_("%(n)s enrolled. Give the participant this activation link.", n=p.study_number), "success")

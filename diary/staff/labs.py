@@ -52,10 +52,8 @@ def enter_lab(course_id: int):
                 plt=form.plt.data, hb=form.hb.data, anc=form.anc.data, staff_id=current_user.id, now=clock.now(),
                 confirmed=form.confirm_low.data)
         except lab_service.LabError as exc:
-            s.rollback()
             getattr(form, exc.field).errors = [refusal(cfg, exc.field, exc.message)]
         else:
-            s.commit()
             grade = study.platelet_grade(lab.plt, cfg, s.get(Site, p.site_id).plt_lln)
             flash(_("PLT %(plt)s×10⁹/L saved (CTCAE grade %(grade)d).", plt=f"{lab.plt:g}", grade=grade), "success")
             if lab.course_day == 0:
@@ -84,7 +82,6 @@ def correct_lab(lab_id: int):
                     plt=form.plt.data, hb=form.hb.data, anc=form.anc.data, staff_id=current_user.id,
                     reason=form.reason.data, now=clock.now(), confirmed=form.confirm_low.data)
             except lab_service.LabError as exc:
-                s.rollback()
                 target = getattr(form, exc.field, None)
                 message = (_("This result was already corrected.") if exc.field == "lab"
                            else refusal(cfg, exc.field, exc.message))
@@ -93,7 +90,6 @@ def correct_lab(lab_id: int):
                 else:
                     flash(message, "error")
             else:
-                s.commit()
                 flash(_("Blood count corrected."), "success")
                 return redirect(url_for("staff.participant", participant_id=p.id, _anchor=f"course-{course.id}"))
     return render_template("staff/lab_form.html", p=p, course=course, form=form, lab=lab,

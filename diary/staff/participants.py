@@ -184,10 +184,8 @@ def open_course(participant_id: int):
             infusion_date=form.infusion_date.data, start_date=form.start_date.data,
             staff_id=current_user.id, now=clock.now())
     except enrolment.EnrolmentError as exc:
-        db.session().rollback()
         flash(enrolment_error(exc), "error")
         return redirect(url_for("staff.participant", participant_id=p.id))
-    db.session().commit()
     flash(_("Cycle %(n)d recorded: day 1 is %(date)s.", n=course.cycle_number,
             date=course.start_date.isoformat()), "success")
     return redirect(url_for("staff.participant", participant_id=p.id))
@@ -205,10 +203,8 @@ def end_participation(participant_id: int):
         enrolment.end_participation(db.session(), participant=p, status=form.status.data,
                                     reason=form.reason.data, staff_id=current_user.id, now=clock.now())
     except enrolment.EnrolmentError as exc:
-        db.session().rollback()
         flash(enrolment_error(exc), "error")
         return redirect(url_for("staff.participant", participant_id=p.id))
-    db.session().commit()
     flash(_("Participation ended. Reminders have stopped."), "success")
     return redirect(url_for("staff.participant", participant_id=p.id))
 
@@ -244,10 +240,8 @@ def correct_dose(course_id: int):
             fasting=(form.fasting.data or None) if form.outcome.data == "taken" else None,
             correction_reason=form.reason.data)
     except dosing.DoseLogError as exc:
-        db.session().rollback()
         flash(str(DOSE_ERRORS.get(exc.code, _l("Not recorded: %(code)s", code=exc.code))), "error")
         return back
-    db.session().commit()
     flash(_("Day %(day)d recorded.", day=form.course_day.data), "success")
     return back
 
@@ -273,12 +267,10 @@ def correct_symptoms(report_id: int):
                     reason=form.reason.data, staff_id=current_user.id, now=clock.now(),
                     client_key=f"staff-{secrets.token_hex(12)}")
             except symptoms.SymptomError as exc:
-                s.rollback()
                 error = {"already_corrected": _("This report was already corrected.")}.get(
                     exc.code, _("Not saved: %(code)s", code=exc.code))
                 status = 400
             else:
-                s.commit()
                 flash(_("Symptom report corrected."), "success")
                 return redirect(url_for("staff.participant", participant_id=p.id, _anchor="symptoms"))
         else:

@@ -39,6 +39,5 @@ def participant_report():
                          r.open_flags, r.open_deviations, r.open_saes])
     audit.record(s, actor=f"staff:{current_user.id}", action="report_exported", entity="Export", at=now,
                  after={"report": "participants", "rows": len(rows)})
-    s.commit()
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="participants-{now:%Y%m%d}.csv"', "Cache-Control": "no-store"})

@@ -29,10 +29,8 @@ def close_pause(pause_id: int):
         review.close_pause(s, pause=pause, staff_id=current_user.id, kind="continue",
                            note=request.form.get("note"), now=clock.now())
     except review.PauseError as exc:
-        s.rollback()
         flash(_("Write what was decided.") if exc.code == "note_required"
               else _("This review pause was already ended."), "error")
         return redirect(back)
-    s.commit()
     flash(_("Review pause ended: the participant sees today's dose again and reminders resume."), "success")
     return redirect(back)

@@ -79,6 +79,7 @@ def at_local_nine(clock) -> None:
 def test_activate_set_a_pin_check_off_and_undo(page, live_server, world, session, clock, app, console_errors):
     participant = session.exec(select(Participant).where(Participant.study_number == "PA")).one()
     token = issue_activation(session, participant, world.staff["nurse_a"].id, clock.now, Policy())
+    session.commit()
     page.goto(f"{live_server.url}/activate/{token}")
     page.get_by_label("Choose a PIN (4 to 6 digits)").fill("2580")
     page.get_by_label("Type the same PIN again").fill("2580")

@@ -17,6 +17,7 @@ def test_a_participant_activates_her_phone_and_later_signs_in_with_phone_and_pin
 ):
     participant = session.exec(select(Participant).where(Participant.study_number == "PA")).one()
     token = issue_activation(session, participant, world.staff["nurse_a"].id, clock.now, Policy())
+    session.commit()
 
     page.goto(f"{live_server.url}/activate/{token}")
     assert axe_violations(page) == []

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import render_template
 from flask_babel import force_locale
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from diary.messaging import texts
@@ -384,3 +385,33 @@ def test_hostile_callbacks_never_fail_with_a_server_error(cn, one, client, sessi
     session.expire_all()
     assert session.exec(select(DoseLog)).all() == []
     assert session.exec(select(Flag).where(Flag.kind == "sms_failed")).all() == []
+
+
+def _fail_inbound_with_body(session, body: str) -> None:
+    """The database fails to store an incoming SMS with this text (not a duplicate: a real error)."""
+    if session.get_bind().dialect.name == "sqlite":
+        # An integer overflow at run time: an error that is not a constraint (a RAISE would be one).
+        session.exec(text(f"CREATE TRIGGER fail_inbound BEFORE INSERT ON inboundmessage WHEN NEW.body = '{body}' "
+                          "BEGIN SELECT abs(-9223372036854775807 - 1); END"))
+    else:
+        session.exec(text("CREATE FUNCTION fail_inbound() RETURNS trigger LANGUAGE plpgsql AS "
+                          f"$$ BEGIN IF NEW.body = '{body}' THEN RAISE EXCEPTION 'storage failed'; END IF; "
+                          "RETURN NEW; END $$"))
+        session.exec(text("CREATE TRIGGER fail_inbound BEFORE INSERT ON inboundmessage "
+                          "FOR EACH ROW EXECUTE FUNCTION fail_inbound()"))
+    session.commit()
+
+
+def test_a_reply_is_kept_when_a_later_one_of_its_batch_fails(cn, one, app, client, session, world, clock):
+    sent_reminder(session, world, clock, 3)
+    _fail_inbound_with_body(session, "broken")
+    batch = [item for phone, body in ((world.phones["pa"], "1"), (world.phones["pb"], "broken"))
+             for item in (lambda r: r if isinstance(r, list) else [r])(one.reply(phone, body))]
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert client.post(one.path("reply"), json=batch).status_code == 500  # the provider sends it again
+
+    session.expire_all()
+    # Each reply is its own transaction: the failure of the second does not undo the first.
+    [log] = session.exec(select(DoseLog).where(DoseLog.course_id == world.courses["pa"].id)).all()
+    assert (log.course_day, log.outcome, log.source) == (3, "taken", "sms")
+    assert [m.body for m in session.exec(select(InboundMessage)).all()] == ["1"]

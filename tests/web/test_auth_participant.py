@@ -35,6 +35,7 @@ def issue(app, session, world, clock):
         token = auth_services.issue_activation(
             session, _fresh(session, Participant, world.participants[key].id),
             world.staff["nurse_a"].id, clock.now, policy)
+        session.commit()
         return f"/activate/{token}"
 
     return issue_link

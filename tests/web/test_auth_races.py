@@ -89,6 +89,7 @@ def test_one_activation_link_sets_one_pin_however_many_use_it_at_once(app, clien
     participant = session.get(Participant, world.participants["pa"].id)
     token = auth_services.issue_activation(session, participant, world.staff["nurse_a"].id, clock.now,
                                            auth_services.Policy())
+    session.commit()
     pins = [f"{5000 + i}" for i in range(8)]
     answers = at_once(app, [lambda c, pin=pin: c.post(f"/activate/{token}", data={"pin": pin, "pin_confirm": pin})
                             for pin in pins])

@@ -28,8 +28,9 @@ def _count(session, model) -> int:
 def activation_link(app, session, world, clock):
     policy = auth_services.Policy(activation_hours=app.config["ACTIVATION_HOURS"])
     participant = _fresh(session, Participant, world.participants["pa"].id)
-    return "/activate/" + auth_services.issue_activation(
-        session, participant, world.staff["nurse_a"].id, clock.now, policy)
+    token = auth_services.issue_activation(session, participant, world.staff["nurse_a"].id, clock.now, policy)
+    session.commit()
+    return "/activate/" + token
 
 
 def test_participant_sign_in_without_a_token_is_refused_and_counts_nothing(client, world, session):

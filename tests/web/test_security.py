@@ -84,6 +84,7 @@ def activation_page(app, client, session, world, clock):
     token = auth_services.issue_activation(
         session, world.participants["pa"], world.staff["nurse_a"].id, clock.now,
         auth_services.Policy(activation_hours=app.config["ACTIVATION_HOURS"]))
+    session.commit()
     return client.get(f"/activate/{token}")
 
 
