@@ -44,6 +44,11 @@ def colon() -> str:
     return "：" if _chinese() else ": "
 
 
+def full_stop() -> str:
+    """After a sentence that a page puts together from parts: 。 on a Chinese page, "." in English."""
+    return "。" if _chinese() else "."
+
+
 def list_join(items: Iterable) -> str:
     """A list as the page's language writes one: 出血、瘀青 / "bleeding, bruising"."""
     return list_separator().join(str(item) for item in items)

@@ -96,6 +96,7 @@ def test_a_commit_the_database_refuses_is_a_translated_409_and_nothing_is_saved(
     html = r.get_data(as_text=True)
     assert r.status_code == 409
     assert "同时有其他更改" in html and "没有保存任何内容" in html
+    assert "同时有其他更改." not in html  # a Chinese title ends with 。, not a half-width stop
     assert flags(session, "uow:conflicts") == 0
     assert len(session.exec(select(Site).where(Site.code == "A")).all()) == 1
     with client.session_transaction() as cookie:
