@@ -384,3 +384,13 @@ def auth(client, world, clock):
             return csrf_from(client, url)
 
     return Auth()
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def mentions(page: str | bytes, word: str) -> bool:
+    """Whether `word` is shown on `page` as a word of its own (a study number, a name): tags and
+    their attributes (the random CSRF token, URLs) are left out, so "PA" inside a token is not it."""
+    text = page.decode("utf-8", "replace") if isinstance(page, bytes) else page
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", _TAG.sub(" ", text)) is not None

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import func, select
 
 from diary.models import AuditEvent, DoseDecision
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, mentions
 from tests.web.staff_helpers import (
     english,  # noqa: F401 - fixture
     site_a_rows,
@@ -83,7 +83,7 @@ def test_a_nurse_of_site_b_sees_nothing_of_site_a(client, auth, world, rows, pag
     auth.staff("nurse_b")
     r = client.get(url(page, world, rows))
     assert r.status_code == 404
-    assert b"PA" not in r.data
+    assert not mentions(r.data, "PA")
 
 
 @pytest.mark.parametrize(("method", "page"), [("get", p) for p in SCOPED_GETS] + [("post", p) for p in SCOPED_POSTS])
