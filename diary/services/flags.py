@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case
+from sqlalchemy import case, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -43,17 +43,22 @@ class FlagError(ValueError):
 
 
 def acknowledge(session: Session, *, flag: Flag, staff_id: int, note: str, now: datetime) -> Flag:
-    """Acknowledge a flag with a note, by a named person; the flag stays, in the history."""
+    """Acknowledge a flag with a note, by a named person; the flag stays, in the history.
+
+    Once: a conditional UPDATE, so two nurses acknowledging at the same moment cannot both succeed
+    (nor the second overwrite the first one's note)."""
     note = (note or "").strip()
     if not note:
         raise FlagError("note_required")
-    if flag.acknowledged_at is not None:
-        raise FlagError("already_acknowledged")
-    flag.acknowledged_by = staff_id
-    flag.acknowledged_at = now
-    flag.ack_note = note[:500]
-    session.add(flag)
     session.flush()
+    done = session.connection().execute(
+        update(Flag).where(Flag.id == flag.id, Flag.acknowledged_at.is_(None))
+        .values(acknowledged_by=staff_id, acknowledged_at=now, ack_note=note[:500])
+        .returning(Flag.id)).first()
+    if done is None:
+        session.refresh(flag)
+        raise FlagError("already_acknowledged")
+    session.refresh(flag)
     audit.record(session, actor=f"staff:{staff_id}", action="flag_acknowledged", entity="Flag",
                  entity_id=flag.id, site_id=flag.site_id, participant_id=flag.participant_id, at=now,
                  reason=flag.ack_note, before={"acknowledged_at": None},
