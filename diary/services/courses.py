@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from diary import audit, study
@@ -43,10 +44,14 @@ def _drop_queued(session: Session, course: Course, after_day: int, why: str) -> 
 def void_course(session: Session, *, course: Course, reason: str, signer: StaffUser, now: datetime) -> Course:
     """Mark a course entered in error (the signer re-authenticated by the caller). Its records stay."""
     reason = _reason(reason)
-    if course.voided_at is not None:
+    # Once: a conditional UPDATE, so two investigators voiding at the same moment cannot both do it.
+    session.flush()
+    done = session.connection().execute(
+        update(Course).where(Course.id == course.id, Course.voided_at.is_(None))
+        .values(voided_at=now, voided_by=signer.id, void_reason=reason).returning(Course.id)).first()
+    session.refresh(course)
+    if done is None:
         raise CourseError("course", "already_voided")
-    course.voided_at, course.voided_by, course.void_reason = now, signer.id, reason
-    session.add(course)
     dropped = _drop_queued(session, course, 0, "course voided")
     session.flush()
     participant = session.get(Participant, course.participant_id)
@@ -68,9 +73,17 @@ def end_course_early(session: Session, cfg: StudyConfig, *, course: Course, last
     if not 1 <= last_day < current_last:
         raise CourseError("last_day", "outside_course")
     before = course.last_day
-    course.last_day, course.ended_early_by, course.end_early_reason = last_day, signer.id, reason
-    course.ended_early_at = now
-    session.add(course)
+    # A conditional UPDATE: a course only ever gets shorter, and never once voided, however many
+    # investigators sign at the same moment (the checks above only give the clear message).
+    session.flush()
+    done = session.connection().execute(
+        update(Course).where(Course.id == course.id, Course.voided_at.is_(None),
+                             func.coalesce(Course.last_day, cfg.course_length_days) > last_day)
+        .values(last_day=last_day, ended_early_by=signer.id, end_early_reason=reason, ended_early_at=now)
+        .returning(Course.id)).first()
+    session.refresh(course)
+    if done is None:
+        raise CourseError("course", "voided") if course.voided_at else CourseError("last_day", "outside_course")
     dropped = _drop_queued(session, course, last_day, "course ended early")
     session.flush()
     participant = session.get(Participant, course.participant_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, func, select
 
 from diary import audit, study
@@ -150,17 +151,18 @@ def end_participation(
     reason = (reason or "").strip()
     if not reason:
         raise EnrolmentError("reason", "required")
-    if participant.status != "active":
-        raise EnrolmentError("status", "already_ended")
-    before = {"status": participant.status}
-    participant.status = status
-    participant.ended_at = now
-    participant.ended_by = staff_id
-    participant.end_reason = reason[:500]
+    before = {"status": "active"}
+    # Once: a conditional UPDATE, so two staff ending the same participation at once cannot both.
     # Signing a participant out everywhere: the session loader refuses a non-active participant,
     # and the version bump ends remember-me cookies too.
-    participant.auth_version += 1
-    session.add(participant)
+    session.flush()
+    done = session.connection().execute(
+        update(Participant).where(Participant.id == participant.id, Participant.status == "active")
+        .values(status=status, ended_at=now, ended_by=staff_id, end_reason=reason[:500],
+                auth_version=Participant.auth_version + 1).returning(Participant.id)).first()
+    session.refresh(participant)
+    if done is None:
+        raise EnrolmentError("status", "already_ended")
     queued = session.exec(select(Message).where(Message.participant_id == participant.id,
                                                  Message.status == "queued")).all()
     for message in queued:
