@@ -19,6 +19,8 @@ from urllib.parse import quote, urlencode
 
 from sqlalchemy import Engine, inspect, text
 
+from diary.db import refresh_statistics
+
 
 class BackupError(RuntimeError):
     """The backup or restore was not done; the message says why."""
@@ -70,9 +72,8 @@ def restore(engine: Engine, path: str, *, force: bool = False) -> None:
         uri, env = _libpq(engine)
         _run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
               "--exit-on-error", "--dbname", uri, path], env)
-    with engine.begin() as conn:
-        # A restored database has no planner statistics: without them the first queries plan badly.
-        conn.execute(text("ANALYZE"))
+    # A restored database has no planner statistics: without them the first queries plan badly.
+    refresh_statistics(engine, force=True)
     engine.dispose()
 
 
