@@ -38,9 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+import scratch  # noqa: E402  (bench/, this script's folder)
 
-PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PIN = "4826"
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 TAKEN_FORM = re.compile(r'action="(/courses/\d+/days/\d+)/taken"')
@@ -228,39 +227,41 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
 
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"diary_checkoff_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    try:
-        with tempfile.TemporaryDirectory() as instance:
-            env = {"DATABASE_URL": url, "SECRET_KEY": "bench-" + uuid.uuid4().hex, "RATELIMIT_ENABLED": "false",
-                   "AUDIT_ANCHOR_PATH": f"{instance}/anchors.jsonl", "DIARY_ENV": "development",
-                   "BASELINE_DATABASE_URL": url}
-            os.environ.update(env)
-            print(f"seeding {args.participants} participants …", flush=True)
-            phones = seed(url, args.participants)
-            from bench import baseline_app
+    with scratch.database("postgresql", "diary_checkoff") as url:
+        if url is None:
+            return
+        measured = _measure(url, args)
+    _report(args, *measured)
 
-            baseline_app.create_table()
-            runs: dict[str, list[dict]] = {"diary": [], "baseline": []}
-            with Target("diary", "wsgi:app", env) as diary, \
-                    Target("baseline", "bench.baseline_app:app", {"BASELINE_DATABASE_URL": url}) as baseline:
-                targets = {"diary": diary, "baseline": baseline}
-                jars = {t: [sign_in(t, targets[t].port, phone) for phone in phones] for t in targets}
-                for rep in range(args.reps):
-                    for t in ("diary", "baseline"):
-                        result = drive(t, targets[t].port, jars[t], args.phones, args.seconds)
-                        runs[t].append(result)
-                        print(f"  rep {rep + 1} {t:<8} {result['throughput']:7.0f} req/s  "
-                              f"{result['count']} requests, {result['errors']} errors", flush=True)
-                memory = {t: targets[t].worker_rss_mib() for t in targets}
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
+def _measure(url: str, args) -> tuple:
+    """Seed, start both gunicorns, sign everyone in and run the interleaved repetitions."""
+    with tempfile.TemporaryDirectory() as instance:
+        env = {"DATABASE_URL": url, "SECRET_KEY": "bench-" + uuid.uuid4().hex, "RATELIMIT_ENABLED": "false",
+               "AUDIT_ANCHOR_PATH": f"{instance}/anchors.jsonl", "DIARY_ENV": "development",
+               "BASELINE_DATABASE_URL": url}
+        os.environ.update(env)
+        print(f"seeding {args.participants} participants …", flush=True)
+        phones = seed(url, args.participants)
+        from bench import baseline_app
+
+        baseline_app.create_table()
+        runs: dict[str, list[dict]] = {"diary": [], "baseline": []}
+        with Target("diary", "wsgi:app", env) as diary, \
+                Target("baseline", "bench.baseline_app:app", {"BASELINE_DATABASE_URL": url}) as baseline:
+            targets = {"diary": diary, "baseline": baseline}
+            jars = {t: [sign_in(t, targets[t].port, phone) for phone in phones] for t in targets}
+            for rep in range(args.reps):
+                for t in ("diary", "baseline"):
+                    result = drive(t, targets[t].port, jars[t], args.phones, args.seconds)
+                    runs[t].append(result)
+                    print(f"  rep {rep + 1} {t:<8} {result['throughput']:7.0f} req/s  "
+                          f"{result['count']} requests, {result['errors']} errors", flush=True)
+            memory = {t: targets[t].worker_rss_mib() for t in targets}
+    return runs, memory
+
+
+def _report(args, runs: dict, memory: dict) -> None:
     print(f"\n{args.phones} phones, 2 gunicorn sync workers each, {args.reps} × {args.seconds:.0f} s interleaved")
     print(f"{'':<10}{'req/s':>8}  " + "  ".join(f"{k + ' p50/p95/p99 ms':>26}" for k in KINDS) + "  worker MiB")
     summary = {}
