@@ -169,8 +169,13 @@ def record(
     after: dict | None = None,
     reason: str | None = None,
     at: datetime | None = None,
+    row: Any = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction, so the change and its trail commit together."""
+    """Append one event in the caller's transaction, so the change and its trail commit together.
+
+    `row`: the clinical row this event names as the database returned it when it was written
+    (diary.inserts.insert_once), so it is fingerprinted without being read back: it must hold what a SELECT
+    returns, or verify would report the row changed."""
     chain = chain_of(site_id=site_id, participant_id=participant_id)
     entity_id = None if entity_id is None else str(entity_id)
     session.flush()  # the clinical row this event names must be readable for its fingerprint
@@ -199,7 +204,8 @@ def record(
         reason=reason,
         chain=chain,
         prev_hash=last or GENESIS,
-        row_hash=_stored_row_hash(session, entity, entity_id),
+        row_hash=row_fingerprint(dict(row)) if row is not None and entity in CLINICAL
+        else _stored_row_hash(session, entity, entity_id),
     )
     event.hash = _digest(event)
     session.add(event)

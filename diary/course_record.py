@@ -11,7 +11,7 @@ argument.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
@@ -45,7 +45,7 @@ def _instant(on: date, at: time, tz: str) -> datetime:
 
 # Named tuples, not dataclasses: the grid builds ~100,000 of them, and a tuple is built in C.
 class LogFact(NamedTuple):
-    """A current dose log (a retraction leaves its day without one)."""
+    """A dose log (a current one is never a retraction: a retraction leaves its day without one)."""
 
     id: int
     day: int
@@ -55,6 +55,9 @@ class LogFact(NamedTuple):
     received_at: datetime | None = None
     fasting: str | None = None  # yes | no | unsure; None: not said
     reason: str | None = None
+    client_key: str | None = None  # the phone's (or SMS's) key: a replay of it is this log
+    dose_mg: float | None = None  # the prescription in force when it was made
+    tablets: int | None = None
 
 
 class LabFact(NamedTuple):
@@ -116,6 +119,8 @@ class CourseRecord:
     signed: tuple[DecisionFact, ...] = ()  # the same decisions with what the participant was told
     outcomes: dict[int, str] | None = None  # the current log's outcome per course day
     logs: dict[int, LogFact] | None = None  # the current logs themselves, where a page shows them
+    # Where logs are: each day's newest record, a retraction included (the one a new record supersedes).
+    heads: dict[int, LogFact] | None = None
     labs: tuple[LabFact, ...] = ()  # current blood counts
     symptoms: tuple[SymptomFact, ...] = ()  # current symptom reports filed on this course
     pauses: tuple[PauseFact, ...] = ()
@@ -138,6 +143,17 @@ class CourseRecord:
 
     def log(self, day: int) -> LogFact | None:
         return self.logs.get(day) if self.logs else None
+
+
+def with_log(record: CourseRecord, log: LogFact) -> CourseRecord:
+    """The record as it is once `log`, the new newest record of its day (a retraction included), is
+    written: what a check-off shows next is derived from the record it acted on, not read again."""
+    logs = dict(record.logs or {})
+    if log.outcome == "retracted":
+        logs.pop(log.day, None)
+    else:
+        logs[log.day] = log
+    return replace(record, logs=logs, heads={**(record.heads or {}), log.day: log}, outcomes=None)
 
 
 # -------------------------------------------------------------------------------------------------

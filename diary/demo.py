@@ -142,13 +142,13 @@ def _past_doses(s, cfg, p, course, day_today, now) -> None:
                        participant_id=p.id, now=now, detail=f"Day {day}: no dose recorded by the cutoff")
             continue
         if day == 3 and p.study_number == "DEMO-001":
-            dosing.log_dose(s, cfg, participant=p, course=course, day=day, outcome="not_taken",
+            dosing.log_dose(s, cfg, participant=p, course_id=course.id, day=day, outcome="not_taken",
                             reason="vomited", client_key=key, source="staff", now=now, staff_id=p.enrolled_by,
                             correction_reason="demo: entered from the paper diary")
             continue
         if course_record.doses(load_record(s, course.id), cfg)[day - 1] == 0:
             continue
-        dosing.log_dose(s, cfg, participant=p, course=course, day=day, outcome="taken",
+        dosing.log_dose(s, cfg, participant=p, course_id=course.id, day=day, outcome="taken",
                         taken_at=taken_at, fasting="yes", client_key=key, source="staff", now=now,
                         staff_id=p.enrolled_by, correction_reason="demo: entered from the paper diary")
 

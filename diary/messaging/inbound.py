@@ -140,7 +140,7 @@ def _log_taken(session: Session, cipher: DataCipher, cfg: StudyConfig, participa
             return "taken_ask_day"
         if day is not None:
             try:
-                dosing.log_dose(session, cfg, participant=participant, course=course, day=day, outcome="taken",
+                dosing.log_dose(session, cfg, participant=participant, course_id=course.id, day=day, outcome="taken",
                                 client_key=sid[:64], source="sms", now=now, taken_at=now, fasting=fasting)
             except dosing.DoseLogError as exc:
                 log.info("SMS dose reply not recorded: %s", exc.code)

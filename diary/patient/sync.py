@@ -61,8 +61,8 @@ def sync_dose():
     course_id, day = json_id(data.get("course_id")), json_int(data.get("day"), 1, 366)
     if course_id is None or day is None:
         return _refused("bad_request", dose_error("bad_request"))
-    course = day_cards.own_course(db.session(), me(), course_id)
-    if course is None:
+    record = day_cards.own_record(db.session(), me(), course_id)
+    if record is None:
         abort(404)
     try:
         # A time typed into a late-logging form is a local wall time in the participant's zone.
@@ -71,11 +71,11 @@ def sync_dose():
         else:
             taken_at = _instant(data.get("taken_at"))
         log = day_cards.log_from_diary(
-            db.session(), cfg(), participant=me(), course=course, day=day,
+            db.session(), cfg(), participant=me(), course_id=course_id, day=day, record=record,
             outcome=str(data.get("outcome")), client_key=data.get("client_key"), now=now,
             taken_at=taken_at, reason=data.get("reason"),
             fasting=data.get("fasting"),
-        )
+        ).log
     except DoseLogError as error:
         return _refused(error.code, dose_error(error.code))
     return jsonify(ok=True, id=log.id, outcome=log.outcome, client_key=log.client_key,

@@ -29,20 +29,13 @@ def _changes() -> list[day_cards.DoseChangeNotice]:
     return day_cards.dose_change_notices(db.session(), me(), cfg(), clock.now())
 
 
-def _own_course_or_404(course_id: int):
-    # Another participant's course is answered exactly like one that does not exist.
-    course = day_cards.own_course(db.session(), me(), course_id)
-    if course is None:
-        abort(404)
-    return course
-
-
 def _card_or_404(course_id: int, day: int) -> day_cards.DayCard:
     return _card_and_record_or_404(course_id, day)[0]
 
 
 def _card_and_record_or_404(course_id: int, day: int):
-    loaded = day_cards.load_card(db.session(), me(), _own_course_or_404(course_id), day, cfg(), clock.now())
+    # Another participant's course is answered exactly like one that does not exist.
+    loaded = day_cards.load_card(db.session(), me(), course_id, day, cfg(), clock.now())
     if loaded is None:
         abort(404)
     return loaded
@@ -77,8 +70,8 @@ def _act(course_id: int, day: int, outcome: str):
         taken_at = None
         if outcome == "taken" and form.get("taken_time"):
             taken_at = day_cards.stated_time(form.get("taken_on"), form.get("taken_time"), me().timezone)
-        day_cards.log_from_diary(
-            db.session(), cfg(), participant=me(), course=_own_course_or_404(course_id), day=day,
+        logged = day_cards.log_from_diary(
+            db.session(), cfg(), participant=me(), course_id=course_id, day=day,
             outcome=outcome,
             client_key=form.get("client_key"), now=now, taken_at=taken_at,
             reason=form.get("reason"), fasting=form.get("fasting"), record=record,
@@ -89,7 +82,8 @@ def _act(course_id: int, day: int, outcome: str):
     if not wants_fragment():
         return redirect(url_for("patient.today") if card.is_today
                         else url_for("patient.day_page", course_id=course_id, day=day), 303)
-    return _render_card(_card_or_404(course_id, day), done=outcome)
+    # The card as it is now, from the record the write was made against (not read a second time).
+    return _render_card(day_cards.card(logged.record, day, now, me().timezone, cfg()), done=outcome)
 
 
 @bp.post("/courses/<int:course_id>/days/<int:day>/taken")

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from diary import course_record, study
 from diary.course_record import CourseDay, CourseRecord, PauseFact
-from diary.models import Course, DoseLog, Participant, course_not_voided
+from diary.models import Course, Participant, course_not_voided
 from diary.services import dosing
 from diary.services.course_records import load_record, load_records
 from diary.services.dosing import DoseLogError
@@ -76,6 +76,12 @@ def own_course(session: Session, participant: Participant, course_id: int) -> Co
     return course if course is not None and course.participant_id == participant.id else None
 
 
+def own_record(session: Session, participant: Participant, course_id: int) -> CourseRecord | None:
+    """The course's record if it is this participant's (one statement); None for anyone else's."""
+    record = load_record(session, course_id)
+    return record if record is not None and record.participant_id == participant.id else None
+
+
 def running_course_id(session: Session, participant: Participant, cfg: StudyConfig,
                       now: datetime) -> int | None:
     """The course a day of which is today, for filing a symptom report; None between courses."""
@@ -100,15 +106,20 @@ def card_for(record: CourseRecord, plan: CourseDay, now: datetime, tz: str, cfg:
                    undo_until=undo_until, taken_on=taken_on)
 
 
-def load_card(session: Session, participant: Participant, course: Course, day: int,
+def load_card(session: Session, participant: Participant, course_id: int, day: int,
               cfg: StudyConfig, now: datetime) -> tuple[DayCard, CourseRecord] | None:
-    """A day's card, and the record it was read from (a check-off hands it on to dosing.log_dose,
-    so the request reads the course once)."""
+    """A day's card of the participant's own course, and the record it was read from (a check-off
+    hands it on to dosing.record_dose, so the request reads the course once); None for a day that
+    does not exist or a course that is not theirs."""
     if not 1 <= day <= cfg.course_length_days:
         return None
-    record = load_record(session, course.id)
-    days = course_record.course_days(record, cfg, now)
-    return card_for(record, days[day - 1], now, participant.timezone, cfg), record
+    record = own_record(session, participant, course_id)
+    return None if record is None else (card(record, day, now, participant.timezone, cfg), record)
+
+
+def card(record: CourseRecord, day: int, now: datetime, tz: str, cfg: StudyConfig) -> DayCard:
+    """Day `day`'s card of a course record."""
+    return card_for(record, course_record.course_days(record, cfg, now)[day - 1], now, tz, cfg)
 
 
 def today_view(session: Session, participant: Participant, cfg: StudyConfig, now: datetime) -> TodayView:
@@ -172,14 +183,14 @@ def stated_time(taken_on: str | None, at: str | None, tz: str) -> datetime:
     return study.local_instant(on, wall, tz)
 
 
-def log_from_diary(session: Session, cfg: StudyConfig, *, participant: Participant, course: Course,
+def log_from_diary(session: Session, cfg: StudyConfig, *, participant: Participant, course_id: int,
                    day: int, outcome: str, client_key: str | None, now: datetime,
                    taken_at: datetime | None = None, reason: str | None = None,
-                   fasting: object = None, record: CourseRecord | None = None) -> DoseLog:
-    """A participant's own log from the page or offline sync; the caller commits. `fasting` is the
-    answer as sent (dosing.fasting_answer reads it)."""
-    return dosing.log_dose(
-        session, cfg, participant=participant, course=course, day=day, outcome=outcome,
+                   fasting: object = None, record: CourseRecord | None = None) -> dosing.Logged:
+    """A participant's own log from the page or offline sync, and the course's record with it; the
+    caller commits. `fasting` is the answer as sent (dosing.fasting_answer reads it)."""
+    return dosing.record_dose(
+        session, cfg, participant=participant, course_id=course_id, day=day, outcome=outcome,
         client_key=check_client_key(client_key), source="participant", now=now,
         taken_at=taken_at, reason=reason if outcome == "not_taken" else None,
         fasting=dosing.fasting_answer(fasting) if outcome == "taken" else None, record=record,

@@ -6,14 +6,15 @@ corrections; the rules it applies come from diary/study.py.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from diary import audit, course_record, study
 from diary.course_record import CourseRecord, LogFact
+from diary.inserts import insert_once
 from diary.models import FASTING, Course, DoseLog, Participant, course_not_voided
 from diary.services import flag_details
 from diary.services.course_records import is_current, load_record
@@ -52,12 +53,24 @@ def course_for(session: Session, participant: Participant, today: date, cfg: Stu
     return course_record.course_to_show(courses, today, cfg, day1=lambda c: c.start_date)
 
 
-def log_dose(
+class Logged(NamedTuple):
+    """A dose log and its course's record as it is with the log in it (what the page shows next)."""
+
+    log: DoseLog
+    record: CourseRecord
+
+
+def log_dose(session: Session, cfg: StudyConfig, **kw) -> DoseLog:
+    """Record taken / not taken / undo for one course day (record_dose, without the record)."""
+    return record_dose(session, cfg, **kw).log
+
+
+def record_dose(
     session: Session,
     cfg: StudyConfig,
     *,
     participant: Participant,
-    course: Course,
+    course_id: int,
     day: int,
     outcome: str,
     client_key: str,
@@ -69,32 +82,98 @@ def log_dose(
     staff_id: int | None = None,
     correction_reason: str | None = None,
     record: CourseRecord | None = None,
-) -> DoseLog:
+) -> Logged:
     """Record taken / not taken / undo for one course day; a replayed client_key returns the first record.
 
     Participants (page, offline sync, SMS) may log until the cutoff; after it only staff may,
     with a reason. A correction supersedes the previous record; nothing is deleted. `record`: the
     course's record as this request already loaded it (read once per request), else it is loaded.
+    One INSERT … ON CONFLICT DO NOTHING writes the log: the database keeps one record per client key
+    and one chain of records per day, however many phones, taps and gateway retries arrive at once.
     """
-    existing = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
-    if existing is not None:
-        if existing.course_id != course.id or existing.course_day != day:
-            raise DoseLogError("client_key_reused")
-        return existing
-    if course.participant_id != participant.id:
-        raise DoseLogError("not_your_course")
+    if record is None or record.course_id != course_id:
+        record = load_record(session, course_id)
+    try:
+        if record is None or record.participant_id != participant.id:
+            raise DoseLogError("not_your_course")
+        current = record.log(day) if 1 <= day <= cfg.course_length_days else None
+        if current is not None and current.client_key == client_key:
+            return Logged(_log_by_id(session, current.id), record)  # a replay of the current record
+        values, plan = _checked(cfg, record, participant, day, outcome, client_key, source, now,
+                                         taken_at, reason, fasting, staff_id, correction_reason)
+    except DoseLogError:
+        # A replay of a record since superseded (an offline queue sent again): the first answer stands.
+        existing = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
+        if existing is None:
+            raise
+        if existing.course_id != course_id or existing.course_day != day:
+            raise DoseLogError("client_key_reused") from None
+        return Logged(existing, load_record(session, course_id))
+    if values is None:
+        # A second phone, or an SMS reply after the page check-off: already recorded.
+        return Logged(_log_by_id(session, current.id), record)
+
+    row = insert_once(session, DoseLog.__table__, values)
+    if row is None:
+        # The same key, or the same day, written a moment ago by a concurrent request: the database
+        # keeps one chain per day (uq_doselog_first_record, unique supersedes_id), and the loser
+        # gets the winner's record back, as a replay does.
+        session.expire_all()
+        raced = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
+        if raced is None:
+            raced = _head(session, course_id, day)
+            if raced is None or raced.outcome == "retracted":
+                raise DoseLogError("conflict") from None
+        if raced.course_id != course_id or raced.course_day != day:
+            raise DoseLogError("client_key_reused") from None
+        return Logged(raced, load_record(session, course_id))
+    log = DoseLog(**row)
+    make_transient_to_detached(log)
+    session.add(log)  # in the session as the stored row, without writing it again
+    fact = LogFact(log.id, day, outcome, log.taken_at, source, log.received_at, log.fasting, log.reason,
+                   client_key, log.dose_mg, log.tablets)
+    head = (record.heads or {}).get(day)
+    audit.record(
+        session, actor=f"staff:{staff_id}" if source == "staff" else
+        ("sms" if source == "sms" else f"participant:{participant.id}"),
+        action="dose_logged" if head is None else "dose_log_superseded",
+        entity="DoseLog", entity_id=log.id, site_id=participant.site_id,
+        participant_id=participant.id, at=now, reason=correction_reason,
+        before=_snapshot(course_id, head) if head is not None else None, after=_snapshot(course_id, fact),
+        row=row,
+    )
+    after = course_record.with_log(record, fact)
+    if outcome == "taken":
+        _flag_doses_too_close(session, cfg, after, participant, log, now)
+    if outcome == "taken" and plan.status is DoseStatus.HELD:
+        # Issue 10, item 10: recorded as taken with the prescription in force (0 mg, 0 tablets), so
+        # the record keeps its meaning; staff are told, and the deviation scan proposes it
+        # (records.course_deviations: held_dose).
+        raise_flag(session, key=f"dose_on_held_day:{course_id}:{day}", kind="dose_on_held_day",
+                   site_id=participant.site_id, participant_id=participant.id, now=now,
+                   detail=flag_details.detail("dose_on_held_day", day=day))
+    if outcome == "taken" and plan.status is DoseStatus.PAUSED:
+        # Issue 10, item 10: recorded as taken (it happened), shown to staff, proposed as a deviation.
+        raise_flag(session, key=f"dose_in_pause:{log.id}", kind="dose_in_pause", site_id=participant.site_id,
+                   participant_id=participant.id, now=now,
+                   detail=flag_details.detail("dose_in_pause", day=day))
+    return Logged(log, after)
+
+
+def _checked(cfg: StudyConfig, record: CourseRecord, participant: Participant, day: int, outcome: str,
+             client_key: str, source: str, now: datetime, taken_at: datetime | None, reason: str | None,
+             fasting: str | None, staff_id: int | None, correction_reason: str | None):
+    """The new log's column values and the day's plan; values None when the day already says
+    `outcome`. DoseLogError when the rules refuse it."""
     if not 1 <= day <= cfg.course_length_days:
         raise DoseLogError("no_such_day")
     if outcome not in ("taken", "not_taken", "retracted"):
         raise DoseLogError("bad_outcome")
     if fasting is not None and (fasting not in FASTING or outcome != "taken"):
         raise DoseLogError("bad_fasting")
-
-    if record is None or record.course_id != course.id:
-        record = load_record(session, course.id)
     plan = course_record.course_days(record, cfg, now)[day - 1]
-    head = _head(session, course.id, day)
-    current = head if head is not None and head.outcome != "retracted" else None
+    current = record.log(day)
+    head = (record.heads or {}).get(day)
 
     if source == "staff":
         if not correction_reason or not correction_reason.strip():
@@ -111,8 +190,7 @@ def log_dose(
             if now - current.received_at > timedelta(minutes=cfg.undo_minutes):
                 raise DoseLogError("undo_expired")
         elif current is not None and current.outcome == outcome:
-            # A second phone, or an SMS reply after the page check-off: already recorded.
-            return current
+            return None, plan
 
     if outcome == "taken":
         taken_at = taken_at or now
@@ -127,63 +205,23 @@ def log_dose(
         taken_at = None
     else:
         taken_at = None
+    return dict(
+        course_id=record.course_id, course_day=day, outcome=outcome, taken_at=taken_at,
+        reason=reason if outcome == "not_taken" else None, fasting=fasting, note=None, source=source,
+        dose_mg=plan.dose_mg, tablets=plan.tablets, staff_id=staff_id, received_at=now, client_key=client_key,
+        supersedes_id=head.id if head is not None else None, correction_reason=correction_reason,
+    ), plan
 
-    log = DoseLog(
-        course_id=course.id, course_day=day, outcome=outcome, taken_at=taken_at,
-        reason=reason if outcome == "not_taken" else None, fasting=fasting, source=source,
-        dose_mg=plan.dose_mg, tablets=plan.tablets,
-        staff_id=staff_id, received_at=now, client_key=client_key,
-        supersedes_id=head.id if head is not None else None,
-        correction_reason=correction_reason,
-    )
-    try:
-        with session.begin_nested():
-            session.add(log)
-    except IntegrityError:
-        # The same key, or the same day, written a moment ago by a concurrent request: the database
-        # keeps one chain per day (uq_doselog_first_record, unique supersedes_id), and the loser
-        # gets the winner's record back, as a replay does.
-        session.expire_all()
-        raced = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
-        if raced is not None:
-            return raced
-        winner = _head(session, course.id, day)
-        if winner is not None and winner.outcome != "retracted":
-            return winner
-        raise DoseLogError("conflict") from None
-    audit.record(
-        session, actor=f"staff:{staff_id}" if source == "staff" else
-        ("sms" if source == "sms" else f"participant:{participant.id}"),
-        action="dose_logged" if head is None else "dose_log_superseded",
-        entity="DoseLog", entity_id=log.id, site_id=participant.site_id,
-        participant_id=participant.id, at=now, reason=correction_reason,
-        before=_snapshot(head) if head else None, after=_snapshot(log),
-    )
-    if outcome == "taken":
-        _flag_doses_too_close(session, cfg, record, participant, log, now)
-    if outcome == "taken" and plan.status is DoseStatus.HELD:
-        # Issue 10, item 10: recorded as taken with the prescription in force (0 mg, 0 tablets), so
-        # the record keeps its meaning; staff are told, and the deviation scan proposes it
-        # (records.course_deviations: held_dose).
-        raise_flag(session, key=f"dose_on_held_day:{course.id}:{day}", kind="dose_on_held_day",
-                   site_id=participant.site_id, participant_id=participant.id, now=now,
-                   detail=flag_details.detail("dose_on_held_day", day=day))
-    if outcome == "taken" and plan.status is DoseStatus.PAUSED:
-        # Issue 10, item 10: recorded as taken (it happened), shown to staff, proposed as a deviation.
-        raise_flag(session, key=f"dose_in_pause:{log.id}", kind="dose_in_pause", site_id=participant.site_id,
-                   participant_id=participant.id, now=now,
-                   detail=flag_details.detail("dose_in_pause", day=day))
-    return log
+
+def _log_by_id(session: Session, log_id: int) -> DoseLog:
+    return session.get(DoseLog, log_id)
 
 
 def _flag_doses_too_close(session: Session, cfg: StudyConfig, record: CourseRecord, participant: Participant,
                           log: DoseLog, now: datetime) -> None:
     """Issue 10, finding 2: one staff flag per pair of neighbouring days whose current logs say taken
     less than cfg.min_hours_between_doses apart (course_record.doses_too_close), from any channel."""
-    logs = dict(record.logs or {})
-    logs[log.course_day] = LogFact(log.id, log.course_day, log.outcome, log.taken_at, log.source, log.received_at,
-                                   log.fasting, log.reason)
-    for pair in course_record.doses_too_close(replace(record, logs=logs, outcomes=None), cfg):
+    for pair in course_record.doses_too_close(record, cfg):
         if log.course_day in (pair.earlier, pair.later):
             raise_flag(session, key=f"doses_too_close:{record.course_id}:{pair.earlier}:{pair.later}",
                        kind="doses_too_close", site_id=participant.site_id, participant_id=participant.id, now=now,
@@ -198,9 +236,9 @@ def _head(session: Session, course_id: int, day: int) -> DoseLog | None:
                                               is_current(DoseLog)).order_by(DoseLog.id.desc())).first()
 
 
-def _snapshot(log: DoseLog) -> dict:
+def _snapshot(course_id: int, log: LogFact) -> dict:
     return {
-        "course_id": log.course_id, "course_day": log.course_day, "outcome": log.outcome,
+        "course_id": course_id, "course_day": log.day, "outcome": log.outcome,
         "taken_at": log.taken_at, "reason": log.reason, "fasting": log.fasting,
         "dose_mg": log.dose_mg, "tablets": log.tablets,
         "source": log.source, "received_at": log.received_at, "client_key": log.client_key,

@@ -234,7 +234,7 @@ def correct_dose(course_id: int):
         taken_at = study.local_instant(on, form.taken_time.data, p.timezone)
     try:
         dosing.log_dose(
-            db.session(), cfg, participant=p, course=course, day=form.course_day.data, outcome=form.outcome.data,
+            db.session(), cfg, participant=p, course_id=course.id, day=form.course_day.data, outcome=form.outcome.data,
             client_key=f"staff-{secrets.token_hex(12)}", source="staff", now=clock.now(), taken_at=taken_at,
             reason=form.not_taken_reason.data or None, staff_id=current_user.id,
             fasting=(form.fasting.data or None) if form.outcome.data == "taken" else None,

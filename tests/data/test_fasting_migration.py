@@ -15,7 +15,7 @@ BEFORE = "3b9e4c7d1a20"  # the revision before 9d4e2b7c1a30
 
 def _log(session, app, world, clock, day: int, fasting: str | None) -> int:
     log = dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"],
-                          course=world.courses["pa"], day=day, outcome="taken", client_key=f"m-{day}",
+                          course_id=world.courses["pa"].id, day=day, outcome="taken", client_key=f"m-{day}",
                           source="staff", staff_id=world.staff["nurse_a"].id, correction_reason="test",
                           now=clock.now, taken_at=clock.now, fasting=fasting)
     session.commit()

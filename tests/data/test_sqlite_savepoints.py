@@ -12,7 +12,7 @@ def test_a_dose_log_rolled_back_with_its_transaction_leaves_nothing(app, world, 
     engine = app.extensions["diary.engine"]
     with Session(engine) as s:
         p = s.get(Participant, world.participants["pa"].id)
-        dosing.log_dose(s, app.extensions["diary.study"], participant=p, course=world.courses["pa"], day=1,
+        dosing.log_dose(s, app.extensions["diary.study"], participant=p, course_id=world.courses["pa"].id, day=1,
                         outcome="taken", client_key="rolled-back", source="staff", now=clock.now,
                         taken_at=clock.now, staff_id=world.staff["nurse_a"].id, correction_reason="test")
         s.rollback()

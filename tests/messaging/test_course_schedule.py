@@ -54,7 +54,7 @@ def test_a_course_in_shanghai_gets_each_reminder_once_at_its_local_time(app, sms
         local = now.astimezone(ZoneInfo(tz))
         day = (local.date() - day1).days + 1
         if local.time() == time(9, 0) and 1 <= day <= 14 and day not in skipped:
-            dosing.log_dose(session, cfg, participant=p, course=course, day=day, outcome="taken",
+            dosing.log_dose(session, cfg, participant=p, course_id=course.id, day=day, outcome="taken",
                             client_key=f"k{day}", source="participant", now=now)
             session.commit()
 

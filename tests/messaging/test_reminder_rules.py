@@ -42,7 +42,7 @@ def enrol_with_a_reminder_in_quiet_hours(enrol, session, hhmm):
 
 
 def take(app, session, p, course, day, now):
-    dosing.log_dose(session, app.extensions["diary.study"], participant=p, course=course, day=day,
+    dosing.log_dose(session, app.extensions["diary.study"], participant=p, course_id=course.id, day=day,
                     outcome="taken", client_key=f"take-{day}-{now.timestamp()}", source="participant", now=now)
     session.commit()
 

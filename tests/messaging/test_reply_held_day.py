@@ -16,7 +16,7 @@ def held_today(app, session, world, clock):
     session.add(DoseDecision(course_id=course.id, effective_day=3, dose_mg=0, action="hold",
                              decided_by=world.staff["investigator_a"].id))
     session.commit()
-    dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"], course=course,
+    dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"], course_id=course.id,
                     day=2, outcome="not_taken", reason="forgot", client_key="day-2", source="participant",
                     now=clock.now)
     session.commit()

@@ -136,7 +136,7 @@ def test_the_participant_can_still_record_a_dose_they_took_and_staff_see_it(
     cfg = app.extensions["diary.study"]
     _danger(app, session, world, clock)
     assert "I already took it: enter the time" in _today(client, auth)
-    dosing.log_dose(session, cfg, participant=world.participants["pa"], course=world.courses["pa"], day=3,
+    dosing.log_dose(session, cfg, participant=world.participants["pa"], course_id=world.courses["pa"].id, day=3,
                     outcome="taken", client_key="took-it-anyway", source="participant", now=clock.now,
                     taken_at=clock.now - timedelta(hours=1))
     session.commit()

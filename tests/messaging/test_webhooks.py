@@ -174,7 +174,7 @@ def test_a_reply_for_a_day_already_recorded_goes_to_today(app, reply, session, w
     from diary.services import dosing
 
     cfg = app.extensions["diary.study"]
-    dosing.log_dose(session, cfg, participant=world.participants["pa"], course=world.courses["pa"], day=2,
+    dosing.log_dose(session, cfg, participant=world.participants["pa"], course_id=world.courses["pa"].id, day=2,
                     outcome="taken", client_key="d2", source="participant", now=clock.now,
                     taken_at=clock.now - timedelta(hours=10))
     session.commit()

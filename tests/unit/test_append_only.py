@@ -17,7 +17,7 @@ from diary.services import dosing, labs
 def dose_log(app, session, world, clock) -> DoseLog:
     course = world.courses["pa"]
     log = dosing.log_dose(
-        session, app.extensions["diary.study"], participant=world.participants["pa"], course=course,
+        session, app.extensions["diary.study"], participant=world.participants["pa"], course_id=course.id,
         day=3, outcome="taken", taken_at=clock.now - timedelta(minutes=30), client_key="append-only-test",
         source="participant", now=clock.now)
     session.commit()
@@ -100,7 +100,7 @@ def test_a_bulk_delete_through_the_orm_is_refused_and_the_row_stays(app, session
 def test_a_correction_is_a_new_row_that_supersedes_the_old(app, session, world, clock, dose_log):
     correction = dosing.log_dose(
         session, app.extensions["diary.study"], participant=world.participants["pa"],
-        course=world.courses["pa"], day=3, outcome="not_taken", reason="vomited",
+        course_id=world.courses["pa"].id, day=3, outcome="not_taken", reason="vomited",
         client_key="append-only-correction", source="staff", staff_id=world.staff["nurse_a"].id,
         correction_reason="phoned in", now=clock.now)
     session.commit()

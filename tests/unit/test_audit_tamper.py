@@ -34,7 +34,7 @@ def _rows(app, table) -> list[dict]:
 @pytest.fixture
 def dose(app, session, world, clock) -> DoseLog:
     log = dosing.log_dose(
-        session, app.extensions["diary.study"], participant=world.participants["pa"], course=world.courses["pa"],
+        session, app.extensions["diary.study"], participant=world.participants["pa"], course_id=world.courses["pa"].id,
         day=3, outcome="taken", taken_at=clock.now - timedelta(minutes=30), client_key="tamper-test",
         source="participant", now=clock.now)
     session.commit()

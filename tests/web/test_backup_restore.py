@@ -29,7 +29,7 @@ def _write_check_offs(app, world, clock, key: str, stop: threading.Event, writte
         participant = s.get(Participant, world.participants[key].id)
         course = s.get(type(world.courses[key]), world.courses[key].id)
         while not stop.is_set() or n < 5:
-            dosing.log_dose(s, cfg, participant=participant, course=course, day=1 + n % 3,
+            dosing.log_dose(s, cfg, participant=participant, course_id=course.id, day=1 + n % 3,
                             outcome=("taken", "not_taken")[n % 2], client_key=f"bk-{uuid.uuid4().hex}",
                             source="staff", now=clock.now, taken_at=clock.now if n % 2 == 0 else None,
                             reason="forgot" if n % 2 else None, staff_id=world.staff["nurse_a"].id,
@@ -90,7 +90,7 @@ def test_restore_with_force_puts_the_backup_back(app, runner, world, clock, tmp_
     path = tmp_path / "diary.backup"
     assert runner.invoke(args=["backup", str(path)]).exit_code == 0
     p = session.get(Participant, world.participants["pa"].id)
-    dosing.log_dose(session, app.extensions["diary.study"], participant=p, course=world.courses["pa"], day=1,
+    dosing.log_dose(session, app.extensions["diary.study"], participant=p, course_id=world.courses["pa"].id, day=1,
                     outcome="taken", client_key="after-backup", source="staff", now=clock.now,
                     taken_at=clock.now, staff_id=world.staff["nurse_a"].id, correction_reason="late entry")
     session.commit()

@@ -56,7 +56,7 @@ def _build(app, session, world, clock, h):
                                  decided_by=world.staff["investigator_a"].id, signed_at=start))
     for i, (day, outcome) in enumerate(h["logs"]):
         try:  # staff entries, each superseding the day's head (undos included)
-            dosing.log_dose(session, cfg, participant=p, course=course, day=day, outcome=outcome,
+            dosing.log_dose(session, cfg, participant=p, course_id=course.id, day=day, outcome=outcome,
                             client_key=f"h{n}-{i}", source="staff", staff_id=staff, correction_reason="paper",
                             now=now, reason="forgot" if outcome == "not_taken" else None,
                             taken_at=study.local_instant(day1 + timedelta(days=day - 1), time(8, 0), SHANGHAI))

@@ -82,8 +82,8 @@ def test_offline_sync_refuses_an_unknown_answer(client, pa, world, session):
 @pytest.mark.usefixtures("english")
 def test_staff_see_the_answer_in_the_timeline_and_can_record_it(client, auth, world, session, app, clock):
     dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"],
-                    course=world.courses["pa"], day=3, outcome="taken", client_key="fasting-no", source="participant",
-                    now=clock.now, fasting="no")
+                    course_id=world.courses["pa"].id, day=3, outcome="taken", client_key="fasting-no",
+                    source="participant", now=clock.now, fasting="no")
     session.commit()
     auth.staff("nurse_a")
     url = f"/staff/participants/{world.participants['pa'].id}"
@@ -99,7 +99,7 @@ def test_staff_see_the_answer_in_the_timeline_and_can_record_it(client, auth, wo
 
 def _dose_with(session, app, world, clock, answer):
     dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"],
-                    course=world.courses["pa"], day=3, outcome="taken", client_key=f"f-{answer}",
+                    course_id=world.courses["pa"].id, day=3, outcome="taken", client_key=f"f-{answer}",
                     source="participant", now=clock.now, fasting=answer)
     session.commit()
 

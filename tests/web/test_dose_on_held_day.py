@@ -21,7 +21,7 @@ def held(session, world):
 
 def _took_anyway(session, app, world, clock, key="anyway-1", source="participant"):
     log = dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"],
-                          course=world.courses["pa"], day=3, outcome="taken", client_key=key, source=source,
+                          course_id=world.courses["pa"].id, day=3, outcome="taken", client_key=key, source=source,
                           now=clock.now, taken_at=clock.now)
     session.commit()
     return log
@@ -60,7 +60,7 @@ def test_the_staff_flag_is_raised_once_per_day_whatever_the_channel(app, session
 def test_a_held_day_cannot_be_recorded_as_not_taken(app, session, world, clock):
     with pytest.raises(DoseLogError) as refused:
         dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"],
-                        course=world.courses["pa"], day=3, outcome="not_taken", reason="forgot",
+                        course_id=world.courses["pa"].id, day=3, outcome="not_taken", reason="forgot",
                         client_key="skip-held", source="participant", now=clock.now)
     assert refused.value.code == "held"
 

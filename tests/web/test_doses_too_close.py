@@ -22,7 +22,7 @@ def local(offset: int, hour: int, minute: int = 0) -> datetime:
 def log(app, session, world, clock, day: int, taken_at: datetime, source: str = "participant", **kw):
     staff = {"staff_id": world.staff["nurse_a"].id, "correction_reason": "Told the nurse"} if source == "staff" else {}
     entry = dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"],
-                            course=world.courses["pa"], day=day, outcome="taken", source=source, now=clock.now,
+                            course_id=world.courses["pa"].id, day=day, outcome="taken", source=source, now=clock.now,
                             taken_at=taken_at, client_key=kw.pop("client_key", uuid.uuid4().hex), **staff, **kw)
     session.commit()
     return entry

@@ -11,8 +11,8 @@ import re
 import pytest
 from sqlalchemy import event
 
-TODAY_BUDGET = 9
-CHECKOFF_BUDGET = 27
+TODAY_BUDGET = 5
+CHECKOFF_BUDGET = 8
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def rows(session):
 def log_taken(app, session, world, clock, days):
     cfg = app.extensions["diary.study"]
     for day in days:
-        dosing.log_dose(session, cfg, participant=world.participants["pa"], course=world.courses["pa"], day=day,
+        dosing.log_dose(session, cfg, participant=world.participants["pa"], course_id=world.courses["pa"].id, day=day,
                         outcome="taken", client_key=f"t{day}", source="staff", now=clock.now,
                         staff_id=world.staff["nurse_a"].id, correction_reason="paper diary")
     session.commit()

@@ -96,7 +96,7 @@ def test_a_medication_correction_needs_a_reason_and_supersedes(client, auth, wor
 
 def log(app, session, world, day, taken_at):
     dosing.log_dose(session, app.extensions["diary.study"], participant=world.participants["pa"],
-                    course=world.courses["pa"], day=day, outcome="taken", client_key=f"k{day}", source="staff",
+                    course_id=world.courses["pa"].id, day=day, outcome="taken", client_key=f"k{day}", source="staff",
                     now=session.info.get("now") or taken_at + timedelta(days=2), taken_at=taken_at,
                     staff_id=world.staff["nurse_a"].id, correction_reason="paper diary")
 
@@ -183,7 +183,7 @@ def test_a_dose_the_participant_took_during_a_review_pause_is_proposed_as_a_devi
     session.commit()
     clock.advance(hours=1)
     # Today is course day 3; the pause covers it, yet she took her tablets and says so.
-    dosing.log_dose(session, cfg, participant=pa, course=world.courses["pa"], day=3, outcome="taken",
+    dosing.log_dose(session, cfg, participant=pa, course_id=world.courses["pa"].id, day=3, outcome="taken",
                     client_key="paused-dose", source="participant", now=clock.now, taken_at=clock.now)
     session.commit()
     auth.staff("nurse_a")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("english")
 def test_the_grid_shows_each_day_as_colour_and_symbol_and_text(client, auth, world, session, app, clock):
     cfg = app.extensions["diary.study"]
     pa, course = world.participants["pa"], world.courses["pa"]
-    dosing.log_dose(session, cfg, participant=pa, course=course, day=2, outcome="taken", client_key="k1",
+    dosing.log_dose(session, cfg, participant=pa, course_id=course.id, day=2, outcome="taken", client_key="k1",
                     source="staff", now=clock.now, staff_id=world.staff["nurse_a"].id, correction_reason="paper diary",
                     taken_at=clock.now - timedelta(days=1))
     session.commit()
@@ -33,7 +33,7 @@ def test_problems_come_first(app, session, world, clock):
     cfg = app.extensions["diary.study"]
     pa, pb = world.participants["pa"], world.participants["pb"]
     for day in (1, 2):
-        dosing.log_dose(session, cfg, participant=pb, course=world.courses["pb"], day=day, outcome="taken",
+        dosing.log_dose(session, cfg, participant=pb, course_id=world.courses["pb"].id, day=day, outcome="taken",
                         client_key=f"pb{day}", source="staff", now=clock.now, staff_id=world.staff["admin"].id,
                         correction_reason="paper", taken_at=clock.now - timedelta(days=3 - day))
     raise_flag(session, key="x", kind="missed_dose", site_id=pa.site_id, participant_id=pa.id, detail="d",
@@ -182,7 +182,7 @@ def test_the_headline_counts_only_what_the_filters_show(app, session, world, clo
     session.add(earlier)
     session.flush()
     for day in range(1, 15):  # the finished course: every day taken
-        dosing.log_dose(session, cfg, participant=pa, course=earlier, day=day, outcome="taken",
+        dosing.log_dose(session, cfg, participant=pa, course_id=earlier.id, day=day, outcome="taken",
                         client_key=f"e{day}", source="staff", now=clock.now, staff_id=world.staff["admin"].id,
                         correction_reason="paper", taken_at=clock.now - timedelta(days=33 - day))
     session.commit()

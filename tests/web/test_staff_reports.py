@@ -16,8 +16,9 @@ def records(app, session, world, clock):
     cfg, rcfg = app.extensions["diary.study"], app.extensions["diary.records"]
     pa, course, nurse = world.participants["pa"], world.courses["pa"], world.staff["nurse_a"].id
     for day in (1, 2):
-        dosing.log_dose(session, cfg, participant=pa, course=course, day=day, outcome="taken", client_key=f"r{day}",
-                        source="staff", now=clock.now, staff_id=nurse, correction_reason="paper diary")
+        dosing.log_dose(session, cfg, participant=pa, course_id=course.id, day=day, outcome="taken",
+                        client_key=f"r{day}", source="staff", now=clock.now, staff_id=nurse,
+                        correction_reason="paper diary")
     today = clock.now.date()
     labs.record_lab(session, cfg, course=course, course_day=1, drawn_on=today, plt=60, staff_id=nurse, now=clock.now)
     labs.record_lab(session, cfg, course=course, course_day=3, drawn_on=today, plt=90, staff_id=nurse, now=clock.now)
