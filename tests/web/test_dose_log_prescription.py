@@ -18,3 +18,24 @@ def test_a_later_decision_does_not_change_what_a_past_log_meant(app, session, wo
     session.expire_all()
     log = session.exec(select(DoseLog).where(DoseLog.client_key == "day3-5mg")).one()
     assert (log.dose_mg, log.tablets) == (5.0, 2)
+
+
+def test_what_a_check_off_shows_next_is_what_a_fresh_read_of_the_course_says(app, session, world, clock):
+    """A check-off renders the next card from the record it wrote against plus its own log
+    (course_record.with_log), not from a second read: the two must be the same record, whatever was
+    written (taken, undo, not taken, a staff correction of a retraction)."""
+    from diary.services.course_records import load_record
+
+    cfg = app.extensions["diary.study"]
+    pa, course = world.participants["pa"], world.courses["pa"]
+    steps = [("taken", "participant", 3), ("retracted", "participant", 3), ("not_taken", "participant", 3),
+             ("taken", "participant", 2), ("taken", "staff", 3), ("not_taken", "staff", 1)]
+    for n, (outcome, source, day) in enumerate(steps):
+        clock.advance(minutes=1)
+        staff = source == "staff"
+        logged = dosing.record_dose(
+            session, cfg, participant=pa, course_id=course.id, day=day, outcome=outcome, client_key=f"next-{n}",
+            source=source, now=clock.now, reason="forgot" if outcome == "not_taken" else None,
+            staff_id=world.staff["nurse_a"].id if staff else None,
+            correction_reason="paper diary" if staff else None)
+        assert logged.record == load_record(session, course.id), (outcome, source, day)

@@ -78,6 +78,28 @@ def test_a_record_replayed_after_the_cutoff_is_refused(client, pa, world, sessio
     assert "study nurse" in r.get_json()["message"]
 
 
+def test_a_queue_sent_again_after_the_cutoff_gets_its_first_answers_back(client, pa, world, session, clock):
+    # The phone sent "taken" then "undo", lost both answers, and sends both again two days later:
+    # each is answered with the record it made, not refused as too late, and nothing is added.
+    taken, undo = str(uuid.uuid4()), str(uuid.uuid4())
+    first = _dose(client, world, client_key=taken).get_json()
+    second = _dose(client, world, client_key=undo, outcome="retracted", taken_at=None).get_json()
+    clock.advance(days=2)
+    again = [_dose(client, world, client_key=taken), _dose(client, world, client_key=undo, outcome="retracted",
+                                                              taken_at=None)]
+    assert [r.status_code for r in again] == [200, 200]
+    assert [r.get_json()["id"] for r in again] == [first["id"], second["id"]]
+    assert [log.outcome for log in logs(session)] == ["taken", "retracted"]
+
+
+def test_a_key_already_used_for_another_day_is_refused(client, pa, world, session):
+    key = str(uuid.uuid4())
+    assert _dose(client, world, client_key=key).status_code == 200
+    r = _dose(client, world, client_key=key, day=2, taken_at="2026-11-30T07:10:00+08:00")
+    assert r.status_code == 422 and r.get_json()["error"] == "client_key_reused"
+    assert len(logs(session)) == 1
+
+
 def test_an_undo_can_be_replayed_too(client, pa, world, session):
     _dose(client, world)
     r = _dose(client, world, outcome="retracted", taken_at=None)
