@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import time
+from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     Time,
+    bindparam,
     case,
     cast,
     exists,
@@ -46,6 +49,7 @@ from diary.models import (
     ReviewPause,
     Site,
     SymptomReport,
+    course_not_voided,
 )
 from diary.sqltypes import UTCDateTime
 
@@ -155,23 +159,50 @@ def _places(columns: list) -> list:
     return places
 
 
-def _fact_rows(conn, parts: dict, one_statement: bool):
-    """(kind, values) for every row of every part."""
-    if not one_statement:
+class _Plan(NamedTuple):
+    """The statements of a load: one UNION (and where each kind's values sit in its rows), or one
+    select per kind."""
+
+    kinds: tuple[str, ...]
+    union: object = None
+    positions: dict | None = None
+    selects: tuple = ()
+
+
+def _plan(where, log_details: bool, dialect: str) -> _Plan:
+    parts = _parts(where, log_details, dialect)
+    if not log_details:
+        selects = []
         for kind, (columns, criteria, order) in parts.items():
             statement = _select(kind, columns, criteria)
-            if order is not None:
-                statement = statement.order_by(order)
+            selects.append(statement if order is None else statement.order_by(order))
+        return _Plan(tuple(parts), selects=tuple(selects))
+    union, positions = _one_statement(parts)
+    # Each kind's rows in id order (their second value; a course's is its participant).
+    return _Plan(tuple(parts), union.order_by(literal_column("1"), literal_column("3")), positions)
+
+
+@lru_cache(maxsize=8)
+def _plan_by(key: str, dialect: str) -> _Plan:
+    """The plans of the per-request loads, built once (building the UNION costs more than running
+    it); `:key` is the course or participant id."""
+    where = {"course": (Course.id == bindparam("key"),),
+             "participant": (Course.participant_id == bindparam("key"), course_not_voided())}[key]
+    return _plan(where, True, dialect)
+
+
+def _fact_rows(conn, plan: _Plan, params: dict):
+    """(kind, values) for every row of the plan."""
+    if plan.union is None:
+        for kind, statement in zip(plan.kinds, plan.selects, strict=True):
             # In batches: each is freed before the next arrives, so tens of thousands of rows never
             # live at once (the cyclic collector would walk them again and again).
-            for batch in conn.execute(statement).partitions(1000):
+            for batch in conn.execute(statement, params).partitions(1000):
                 for row in batch:
                     yield kind, row
         return
-    statement, positions = _one_statement(parts)
-    kinds = list(parts)
-    # Each kind's rows in id order (their second value; a course's is its participant).
-    for row in conn.execute(statement.order_by(literal_column("1"), literal_column("3"))):
+    kinds, positions = plan.kinds, plan.positions
+    for row in conn.execute(plan.union, params):
         kind = kinds[row[0]]
         yield kind, tuple(row[i] for i in positions[kind])
 
@@ -184,7 +215,24 @@ def load_records(session: Session, *where, log_details: bool = True) -> dict[int
     reason), and sends one statement per kind of fact instead of one in all."""
     session.flush()  # Core reads below do not autoflush
     conn = session.connection()
-    parts = _parts(where, log_details, conn.dialect.name)
+    return _records(conn, _plan(where, log_details, conn.dialect.name), {}, log_details)
+
+
+def load_record(session: Session, course_id: int) -> CourseRecord | None:
+    """The record of one course (one statement), or None."""
+    session.flush()
+    conn = session.connection()
+    return _records(conn, _plan_by("course", conn.dialect.name), {"key": course_id}, True).get(course_id)
+
+
+def participant_records(session: Session, participant_id: int) -> dict[int, CourseRecord]:
+    """Course id → record of a participant's courses, voided ones aside (one statement)."""
+    session.flush()
+    conn = session.connection()
+    return _records(conn, _plan_by("participant", conn.dialect.name), {"key": participant_id}, True)
+
+
+def _records(conn, plan: _Plan, params: dict, log_details: bool) -> dict[int, CourseRecord]:
     courses: list = []
     decisions: dict[int, list[tuple[int, float]]] = defaultdict(list)
     signed: dict[int, list[DecisionFact]] = defaultdict(list)
@@ -194,7 +242,7 @@ def load_records(session: Session, *where, log_details: bool = True) -> dict[int
     labs: dict[int, list[LabFact]] = defaultdict(list)
     reports: dict[int, list[SymptomFact]] = defaultdict(list)
     pauses: dict[int, list[PauseFact]] = defaultdict(list)
-    for kind, (course_id, *fact) in _fact_rows(conn, parts, one_statement=log_details):
+    for kind, (course_id, *fact) in _fact_rows(conn, plan, params):
         if kind == "course":
             courses.append((course_id, *fact))
         elif kind == "decision":
@@ -229,8 +277,3 @@ def load_records(session: Session, *where, log_details: bool = True) -> dict[int
         for (cid, pid, site_id, cycle, day1, mg, tz, status, ended_at, reminder, number, cohort, site_code,
              last_day, quiet_start, quiet_end) in courses
     }
-
-
-def load_record(session: Session, course_id: int) -> CourseRecord | None:
-    """The record of one course (one statement), or None."""
-    return load_records(session, Course.id == course_id).get(course_id)

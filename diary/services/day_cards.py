@@ -16,7 +16,7 @@ from diary import course_record, study
 from diary.course_record import CourseDay, CourseRecord, PauseFact
 from diary.models import Course, Participant, course_not_voided
 from diary.services import dosing
-from diary.services.course_records import load_record, load_records
+from diary.services.course_records import load_record, participant_records
 from diary.services.dosing import DoseLogError
 from diary.study import DoseStatus, StudyConfig
 
@@ -126,7 +126,7 @@ def today_view(session: Session, participant: Participant, cfg: StudyConfig, now
     """The today page, from one load of the participant's course records."""
     tz = participant.timezone
     today = study.local_date(now, tz)
-    records = load_records(session, Course.participant_id == participant.id, course_not_voided())
+    records = participant_records(session, participant.id)
     changes = _notices(records.values(), cfg, now)
     record = course_record.course_to_show(records.values(), today, cfg)
     if record is None:
@@ -160,7 +160,7 @@ class DoseChangeNotice:
 def dose_change_notices(session: Session, participant: Participant, cfg: StudyConfig,
                         now: datetime) -> list[DoseChangeNotice]:
     """What the participant's pages announce until they tap "I understand" (course_record.changes_to_announce)."""
-    return _notices(load_records(session, Course.participant_id == participant.id, course_not_voided()).values(),
+    return _notices(participant_records(session, participant.id).values(),
                     cfg, now)
 
 

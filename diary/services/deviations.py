@@ -16,9 +16,9 @@ from sqlmodel import Session, select
 
 from diary import audit, course_record, records, study
 from diary.course_record import CourseRecord
-from diary.models import Course, Participant, ProtocolDeviation, course_not_voided
+from diary.models import Participant, ProtocolDeviation, course_not_voided
 from diary.records import ProposedDeviation, RecordsConfig
-from diary.services.course_records import load_records
+from diary.services.course_records import load_records, participant_records
 from diary.study import StudyConfig
 
 CLASSIFICATIONS = ("minor", "major")
@@ -146,7 +146,7 @@ def _course_findings(record: CourseRecord, cfg: StudyConfig, rcfg: RecordsConfig
 def findings(session: Session, cfg: StudyConfig, rcfg: RecordsConfig, participant: Participant,
              now: datetime) -> list[ProposedDeviation]:
     """What the participant's records show, per course."""
-    courses = load_records(session, Course.participant_id == participant.id, course_not_voided())
+    courses = participant_records(session, participant.id)
     return [finding for record in sorted(courses.values(), key=lambda r: r.course_id)
             for finding in _course_findings(record, cfg, rcfg, now)]
 
