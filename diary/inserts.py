@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import Float, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
+
+
+@lru_cache(maxsize=32)
+def _statement(table: Table, dialect: str):
+    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return insert.on_conflict_do_nothing().returning(*table.c)
 
 
 def insert_once(session: Session, table: Table, values: dict) -> dict | None:
@@ -13,10 +21,8 @@ def insert_once(session: Session, table: Table, values: dict) -> dict | None:
     the row would break, nothing is written and None comes back (the caller reads the winner). The
     row is returned as a SELECT would return it: SQLite's RETURNING gives back a REAL column's 5.0
     as the integer 5, and an audit event fingerprints this very row."""
-    dialect = session.get_bind().dialect.name
-    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     session.flush()
-    row = session.execute(insert.values(**values).on_conflict_do_nothing().returning(*table.c)).mappings().first()
+    row = session.execute(_statement(table, session.get_bind().dialect.name), values).mappings().first()
     if row is None:
         return None
     return {name: float(value) if value is not None and isinstance(table.c[name].type, Float) else value
