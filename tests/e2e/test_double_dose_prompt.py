@@ -63,6 +63,9 @@ def test_yesterdays_card_never_invites_a_dose_and_a_double_dose_is_flagged(
 def test_an_offline_check_off_keeps_the_empty_stomach_answer(page, context, live_server, world, app, clock):
     """Issue 10, item 11, on the phone's queue (static/app.js): "No, I had eaten" survives offline."""
     at_local_nine(clock)
+    # The phone stamps the queued dose with its own clock: it must agree with the server's moved one,
+    # or after 09:05 in Shanghai the dose reads as taken in the future (and before it, on another day).
+    page.clock.set_fixed_time(clock.now)
     sign_in(page, live_server, world)
     controlled_by_the_worker(page)
     context.set_offline(True)
