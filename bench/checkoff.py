@@ -91,15 +91,18 @@ def seed(url: str, participants: int) -> list[str]:
 
 
 class Target:
-    """A gunicorn serving `module` with 2 sync workers."""
+    """A gunicorn serving `module` with 2 sync workers, under gunicorn's settings in `config` (the
+    diary's own gunicorn.conf.py, or the plain defaults of bench/baseline_gunicorn.py: the baseline
+    must not import the diary's logging or preload it)."""
 
-    def __init__(self, name: str, module: str, env: dict):
-        self.name, self.module, self.env, self.port = name, module, env, free_port()
+    def __init__(self, name: str, module: str, env: dict, config: Path):
+        self.name, self.module, self.env, self.config, self.port = name, module, env, config, free_port()
 
     def __enter__(self):
         self.proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{self.port}", "--log-level", "warning",
-             self.module], cwd=ROOT, env={**os.environ, **self.env}, start_new_session=True)
+            [str(ROOT / ".venv/bin/gunicorn"), "-c", str(self.config), "-w", "2", "-b", f"127.0.0.1:{self.port}",
+             "--log-level", "warning", self.module], cwd=ROOT, env={**os.environ, **self.env},
+            start_new_session=True)
         for _ in range(300):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -247,8 +250,9 @@ def _measure(url: str, args) -> tuple:
 
         baseline_app.create_table()
         runs: dict[str, list[dict]] = {"diary": [], "baseline": []}
-        with Target("diary", "wsgi:app", env) as diary, \
-                Target("baseline", "bench.baseline_app:app", {"BASELINE_DATABASE_URL": url}) as baseline:
+        with Target("diary", "wsgi:app", env, ROOT / "gunicorn.conf.py") as diary, \
+                Target("baseline", "bench.baseline_app:app", {"BASELINE_DATABASE_URL": url},
+                       ROOT / "bench" / "baseline_gunicorn.py") as baseline:
             targets = {"diary": diary, "baseline": baseline}
             jars = {t: [sign_in(t, targets[t].port, phone) for phone in phones] for t in targets}
             for rep in range(args.reps):
