@@ -44,7 +44,9 @@ def settle() -> None:
     (gc.freeze). The collector stays on: a request's garbage is collected as before, but a full
     collection walks only what requests made, not the ~150,000 objects of Flask, SQLAlchemy and
     the templates (measured by bench/dashboard.py: two full collections of ≈100 ms each per
-    adherence grid of 8,000 courses, otherwise)."""
+    adherence grid of 8,000 courses, otherwise). Under gunicorn (preload_app, gunicorn.conf.py)
+    this runs in the master before the workers are forked, so the collector of a worker never
+    writes to those objects and their pages stay shared (issue 15)."""
     gc.freeze()
 
 

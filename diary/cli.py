@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlmodel import Session, select
 
-from diary import audit, clock, db, migrate
+from diary import audit, clock, db
 from diary.models import ROLES, Site, StaffUser
 
 
@@ -37,6 +37,10 @@ def register(app: Flask) -> None:
 @with_appcontext
 def migrate_command() -> None:
     """Bring the database schema up to date (alembic upgrade head)."""
+    # Alembic (with Mako and Pygments) is imported by this command only: every web worker
+    # registers the commands, and would otherwise hold ~10 MiB it never uses (issue 15).
+    from diary import migrate
+
     migrate.upgrade(db.engine())
     click.echo("Database is up to date.")
 

@@ -77,17 +77,17 @@ def _load_user(user_id: str):
         pk, version_no = int(raw_id), int(version)
     except ValueError:
         return None
-    s, now = db.session(), clock.now()
+    s = db.session()
     if kind == "staff":
-        staff = s.get(StaffUser, pk)
-        if (staff and staff.is_active and staff.auth_version == version_no
-                and devices.is_open(s, device, now=now, staff_id=staff.id)):
-            return staff_principal(staff, device)
+        found = devices.find_open(s, StaffUser, pk, device)
+        if found and found[0].is_active and found[0].auth_version == version_no:
+            devices.seen(s, found[1], clock.now())
+            return staff_principal(found[0], device)
     elif kind == "participant":
-        participant = s.get(Participant, pk)
-        if (participant and participant.status == "active" and participant.auth_version == version_no
-                and devices.is_open(s, device, now=now, participant_id=participant.id)):
-            return ParticipantPrincipal(participant, device)
+        found = devices.find_open(s, Participant, pk, device)
+        if found and found[0].status == "active" and found[0].auth_version == version_no:
+            devices.seen(s, found[1], clock.now())
+            return ParticipantPrincipal(found[0], device)
     return None
 
 
@@ -164,12 +164,26 @@ def participant_in_scope(participant_id: int) -> Participant:
 STAFF_SEEN = "staff_seen"
 
 
+def _may_be_staff() -> bool:
+    """Whether this request can be a staff member's, read from the signed ids Flask-Login loads
+    the person from (the session's, else the remember cookie's) without loading anyone: a
+    participant's request or a visitor's is not one. Both ids are signed with SECRET_KEY, and
+    each names its kind ("staff:…", "participant:…"); a staff member is never given a remember
+    cookie, but one naming staff would still be checked."""
+    remembered = request.cookies.get(current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token"), "")
+    ids = (session.get("_user_id"), remembered.rpartition("|")[0])
+    return any(isinstance(i, str) and i.startswith("staff:") for i in ids)
+
+
 def _end_idle_staff_sessions():
     """Staff are signed out after STAFF_IDLE_TIMEOUT without a request (a shared ward computer).
 
     The cookie itself lives as long as a participant's (PERMANENT_SESSION_LIFETIME), so the
-    idle rule is enforced here, against the app's clock, for staff only."""
-    if not current_user.is_authenticated or current_user.kind != "staff":
+    idle rule is enforced here, against the app's clock, for staff only. Only a request that
+    can be staff's loads the person here: a participant's is loaded, and its device session
+    checked, by the view that needs it (participant_required), and a static file or a sign-in
+    page needs nobody (issue 15)."""
+    if not _may_be_staff() or not current_user.is_authenticated or current_user.kind != "staff":
         return None
     now = clock.now().timestamp()
     seen = session.get(STAFF_SEEN)

@@ -6,7 +6,6 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import segno
 from flask import (
     Blueprint,
     abort,
@@ -174,6 +173,8 @@ def staff_totp_setup():
             status = 401
         else:
             return _finish_staff_login(staff)
+    import segno  # QR codes: ~3.7 MiB a worker holds only once a QR code is drawn (issue 15)
+
     uri = auth.pyotp.TOTP(secret).provisioning_uri(name=staff.email, issuer_name="Hetrombopag diary")
     qr_svg = segno.make(uri, error="m").svg_inline(scale=5, title=_("Scan with your authenticator app"))
     return render_template("auth/staff_totp_setup.html", form=form, secret=secret, qr_svg=qr_svg), status

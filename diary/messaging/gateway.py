@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO, runtime_checkable
 from urllib.parse import urlsplit
 
-import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
+# The Twilio SDK (and requests under it) is imported by the adapter that uses it, not here: every
+# web worker imports this module (log redaction, message texts) but never sends an SMS, and the
+# SDK costs each worker ~5 MiB (issue 15). Tencent Cloud and Alibaba Cloud do the same (tencent.py,
+# aliyun.py are imported only by the gateway factory).
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def _as_int(value: Any) -> int | None:
         return None
 
 
-def _page_error(exc: TwilioException) -> GatewayError:
+def _page_error(exc: Exception) -> GatewayError:
     # A failed page of a list arrives as a bare TwilioException carrying the raw response.
     response = exc.args[1] if len(exc.args) > 1 else None
     status = getattr(response, "status_code", None)
@@ -243,6 +243,9 @@ class TwilioGateway:
         self.from_number = from_number or None
         self.messaging_service_sid = messaging_service_sid or None
         self.timeout = timeout
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
         http = TwilioHttpClient(timeout=timeout, logger=_redact_logger(f"{__name__}.http"))
         # urllib3's debug log prints request lines, and list requests carry To= in the query.
         _redact_logger("urllib3.connectionpool")
@@ -299,6 +302,9 @@ class TwilioGateway:
         return None
 
     def _error(self, exc: Exception) -> GatewayError:
+        import requests
+        from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+
         if isinstance(exc, TwilioRestException):
             return twilio_error(f"Twilio: {exc.msg}", status=exc.status, code=_as_int(exc.code))
         if isinstance(exc, TwilioServiceException):
@@ -454,6 +460,7 @@ def never_reached(exc: BaseException) -> bool:
     """True when an SDK's network error shows the request never left (connection refused, DNS,
     connect timeout): the provider cannot have accepted it. A read timeout or a connection cut
     after sending is not such a proof. Walks the exception chain the SDKs leave behind."""
+    import requests
     import urllib3
 
     seen: BaseException | None = exc

@@ -12,7 +12,6 @@ import logging
 
 from flask import Blueprint, Response, abort, current_app, request
 from sqlmodel import select
-from twilio.request_validator import RequestValidator
 
 from diary import clock, db
 from diary.extensions import csrf
@@ -43,6 +42,8 @@ def _verify() -> None:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not token or not signature:
         abort(403)
+    from twilio.request_validator import RequestValidator  # only Twilio's callbacks need the SDK
+
     if not RequestValidator(token).validate(_signed_url(), request.form.to_dict(), signature):
         log.warning("webhook %s: signature does not match; refused", request.path)
         abort(403)

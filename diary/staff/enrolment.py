@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import segno
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -154,6 +153,8 @@ def enrol(screening_id: int):
             # One transaction with the enrolment: a participant is never left without a link.
             token = auth.issue_activation(s, p, current_user.id, clock.now(), policy())
             link = activation_url(token)
+            import segno  # imported where a QR code is drawn: ~3.7 MiB per worker otherwise (issue 15)
+
             flash(_("%(n)s enrolled. Give the participant this activation link.", n=p.study_number), "success")
             return render_template(
                 "staff/activation.html", p=p, link=link,

@@ -206,7 +206,8 @@ def test_gunicorn_workers_log_through_the_one_configuration(database_url, tmp_pa
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{port}",
                                  "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        for _ in range(100):
+        # gunicorn listens once the app is built (preload_app): up to a minute on a busy machine.
+        for _ in range(600):
             try:
                 with urlopen(Request(f"http://127.0.0.1:{port}/login", headers={"X-Request-ID": "gunicorn-probe-1"}),
                              timeout=2) as r:

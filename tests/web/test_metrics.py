@@ -163,7 +163,8 @@ def test_with_a_shared_directory_every_gunicorn_worker_is_counted(database_url, 
                              "wsgi:app"], cwd=Path(__file__).resolve().parents[2], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        # gunicorn listens once the app is built (preload_app): up to a minute on a busy machine.
+        for _ in range(600):
             try:
                 urlopen(f"http://127.0.0.1:{port}/login", timeout=2).read()
                 break

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlmodel import select
 
-from diary.models import DeviceSession
+from diary.models import DeviceSession, DoseLog
 from tests.conftest import PIN, csrf_from
 from tests.web.race_helpers import new_client
 
@@ -108,3 +108,33 @@ def test_the_devices_section_is_in_chinese_for_a_chinese_participant(app, world,
                                    "language": "zh", "sms": "on"})
     html = client.get("/settings").get_data(as_text=True)
     assert "已登录的设备" in html and "本机" in html
+
+
+def test_a_phone_signed_out_from_settings_cannot_check_off_a_dose(app, world, session):
+    # The check-off is the request the user loader now reads in one statement (issue 15): the
+    # device session must still be refused there, on a form the phone had open before.
+    other = sign_in_pa(app, world, user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Version/17.0 Safari/604.1")
+    page = other.get("/").get_data(as_text=True)
+    base = re.search(r'action="(/courses/\d+/days/\d+)/taken"', page).group(1)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+    phone = sign_in_pa(app, world)
+    [action] = re.findall(r'action="(/settings/devices/\d+/end)"', phone.get("/settings").get_data(as_text=True))
+    assert phone.post(action, data={"csrf_token": csrf_from(phone, "/settings")}).status_code == 303
+    r = other.post(f"{base}/taken", data={"client_key": "after-sign-out", "csrf_token": token},
+                   headers={"HX-Request": "true"})
+    assert r.headers.get("HX-Redirect", "").startswith("/login")
+    assert "You took it" not in r.get_data(as_text=True)
+    assert session.exec(select(DoseLog)).all() == []
+
+
+def test_an_idle_staff_session_ends_on_whatever_page_is_asked_for_first(app, client, auth, clock, session):
+    # The idle check no longer loads a participant's or a visitor's session, but a staff member's
+    # is still ended after the idle time, outside the staff pages too (the sign-in page, a file).
+    auth.staff("nurse_a")
+    clock.advance(seconds=app.config["STAFF_IDLE_TIMEOUT"].total_seconds() + 60)
+    client.get("/static/app.css")
+    [row] = session.exec(select(DeviceSession).where(DeviceSession.staff_id.is_not(None))).all()
+    session.refresh(row)
+    assert row.ended_reason == "idle"
+    r = client.get("/staff/")
+    assert r.status_code == 302 and r.headers["Location"].startswith("/staff/login")
