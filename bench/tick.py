@@ -12,7 +12,9 @@ the planning jobs at 08:00 Shanghai time, when every participant's dose reminder
 peak tick), then again at the same instant (steady state: everything already queued).
 
 Printed per size and database (medians over the repeats, with the range): wall time and SQL
-statements of the peak and the steady tick, and the tick process's peak resident memory
+statements of the peak and the steady tick, their CPU time (the tick process's, plus its PostgreSQL
+server processes' read from /proc: a figure that, unlike the wall time, does not grow when other
+programs compete for the cores), and the tick process's peak resident memory
 (VmHWM, i.e. getrusage's ru_maxrss, of that fresh process, which did nothing but start the app and run the two
 ticks; the high-water mark is reset to the current size once the app has started, via
 /proc/self/clear_refs, because deriving the keys peaks higher than the app settles: "start" is the
@@ -174,7 +176,28 @@ def child(url: str, profile: str | None) -> None:
         pass
     start_kib = peak_rss_kib()
 
-    def timed_tick(profiler=None) -> tuple[float, int, dict]:
+    backends: set[int] = set()  # PostgreSQL server processes of this engine's connections
+
+    @event.listens_for(engine, "connect")
+    def remember(dbapi_connection, _record):
+        pid = getattr(getattr(dbapi_connection, "info", None), "backend_pid", None)
+        if pid:
+            backends.add(pid)
+
+    def cpu_seconds() -> float:
+        """This process's CPU time plus that of its PostgreSQL backends (same machine): unlike the
+        wall time, it does not grow when other programs compete for the cores."""
+        total = time.process_time()
+        for pid in backends:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
+    def timed_tick(profiler=None) -> tuple[float, int, dict, float]:
         statements = [0]
 
         def count(*_args):
@@ -187,12 +210,14 @@ def child(url: str, profile: str | None) -> None:
                 jobs = Jobs.from_app(app, gateway=ConsoleGateway(), batch_size=0)
                 if profiler:
                     profiler.enable()
+                cpu = cpu_seconds()
                 started = time.perf_counter()
                 summary = run_jobs(engine, jobs, NOW)
                 elapsed = time.perf_counter() - started
+                cpu = cpu_seconds() - cpu
                 if profiler:
                     profiler.disable()
-                return elapsed, statements[0], summary
+                return elapsed, statements[0], summary, cpu
         finally:
             event.remove(engine, "before_cursor_execute", count)
 
@@ -201,13 +226,15 @@ def child(url: str, profile: str | None) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
-    peak, peak_sql, summary = timed_tick(profiler)
+    peak, peak_sql, summary, peak_cpu = timed_tick(profiler)
     if profiler:
         profiler.dump_stats(profile)
-    steady, steady_sql, _ = timed_tick()
+    steady, steady_sql, _, steady_cpu = timed_tick()
     engine.dispose()
     print(json.dumps({"peak": peak, "peak_sql": peak_sql, "queued": summary.get("reminders"),
-                      "steady": steady, "steady_sql": steady_sql, "start_kib": start_kib,
+                      "peak_cpu": peak_cpu,
+                "steady": steady,
+                "steady_cpu": steady_cpu, "steady_sql": steady_sql, "start_kib": start_kib,
                       "peak_kib": peak_rss_kib()}))
 
 
@@ -242,8 +269,9 @@ def bench(backend: str, n: int, repeat: int, profile: str | None) -> None:
 
     mib = {k: [r[k] / 1024 for r in runs] for k in ("start_kib", "peak_kib")}
     print(f"{backend:>10} {n:>6}  seeded {seeded:5.1f}s  "
-          f"peak {spread('peak', '.2f')}s {runs[0]['peak_sql']} SQL, queued {runs[0]['queued']}  "
-          f"steady {spread('steady', '.2f')}s {runs[0]['steady_sql']} SQL  "
+          f"peak {spread('peak', '.2f')}s (CPU {median('peak_cpu'):.2f}s) {runs[0]['peak_sql']} SQL, "
+          f"queued {runs[0]['queued']}  "
+          f"steady {spread('steady', '.2f')}s (CPU {median('steady_cpu'):.2f}s) {runs[0]['steady_sql']} SQL  "
           f"peak RSS {statistics.median(mib['peak_kib']):.0f} MiB (start {statistics.median(mib['start_kib']):.0f})"
           f"  [{'OK' if median('peak') <= 1 else 'SLOW'}]", flush=True)
 
