@@ -1,8 +1,8 @@
 """Planning jobs: participant reminders, missed-dose and overdue-blood-count flags.
 
 The running courses are read in batches of BATCH courses (`running_batches`), each with the
-course-record loader's fixed number of queries (not one per participant), so a tick's time grows
-linearly with the number of participants and its memory does not grow at all. For each batch the
+course-record loader's fixed number of queries (not one per participant), so a tick's memory is
+that of one batch (and the list of course ids) however many participants there are. For each batch the
 jobs ask diary/reminders.py and diary/course_record.py what is due at `now`, and write what is
 missing under unique keys, so a restart, a crash, a clock jump or two schedulers at once lose
 nothing and double nothing.
