@@ -61,13 +61,18 @@ def parse_hhmm(value: str) -> time:
 def reminder_times(kind: str, day: int, record: CourseRecord, cfg: StudyConfig) -> tuple[datetime, datetime]:
     """(planned instant, expiry) of one reminder: a reminder is useless once its day is over,
     and "blood test tomorrow" is useless once tomorrow has begun."""
-    day_date = record.day1 + timedelta(days=day - 1)
-    r, tz = cfg.reminders, record.tz
+    return _times(kind, day, record.day1, record.tz, record.reminder_time, cfg)
+
+
+def _times(kind: str, day: int, day1: date, tz: str, reminder_time: time,
+           cfg: StudyConfig) -> tuple[datetime, datetime]:
+    day_date = day1 + timedelta(days=day - 1)
+    r = cfg.reminders
     end_of_day = _day_start(day_date + timedelta(days=1), tz)
     if kind == DOSE:
-        return _instant(day_date, record.reminder_time, tz), end_of_day
+        return _instant(day_date, reminder_time, tz), end_of_day
     if kind == FOLLOWUP:
-        at = _instant(day_date, record.reminder_time, tz) + timedelta(hours=r.followup_hours)
+        at = _instant(day_date, reminder_time, tz) + timedelta(hours=r.followup_hours)
         return at, end_of_day
     if kind == DRAW_EVENING:
         return (_instant(day_date - timedelta(days=1), r.draw_evening_time, tz), _day_start(day_date, tz))
@@ -104,32 +109,55 @@ def due_reminders(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list
 
     Only today's and tomorrow's course days can have one (every reminder expires by the end
     of its local day)."""
-    today = study.local_date(now, record.tz)
-    today_day = (today - record.day1).days + 1
+    timely = _timely(now, record, cfg)
+    if not timely:
+        return []
+    statuses = course_record.day_statuses(record, cfg, now)
+    due = [Due(kind, record.course_id, day, at, not_before, expires_at)
+           for kind, day, at, not_before, expires_at in timely
+           if still_useful(kind, day, record, cfg, now, statuses)]
+    if any(d.kind == FOLLOWUP for d in due):
+        # Catching up after downtime: one nudge, not a reminder and its follow-up together.
+        due = [d for d in due if d.kind != DOSE]
+    return due
+
+
+_TIMELY: dict[tuple, tuple] = {}
+_TIMELY_SIZE = 4096
+
+
+def _timely(now: datetime, record: CourseRecord,
+            cfg: StudyConfig) -> tuple[tuple[str, int, datetime, datetime, datetime], ...]:
+    """(kind, day, planned instant, send from, expiry) of each reminder of `record`'s course whose
+    time has come at `now` and that may still go out before it expires (the site's quiet hours):
+    the calendar part of `due_reminders`. It depends only on the start date, zone, reminder time
+    and quiet hours, which thousands of courses share, so a tick works it out once for each such
+    schedule; whether a reminder is still useful is then read from each course's own record."""
+    key = (id(cfg), now, record.tz, record.day1, record.reminder_time, record.quiet_start, record.quiet_end)
+    hit = _TIMELY.get(key)
+    if hit is not None and hit[0] is cfg:  # the entry holds cfg, so its id is not reused meanwhile
+        return hit[1]
+    tz = record.tz
+    today_day = (study.local_date(now, tz) - record.day1).days + 1
     candidates = [(DRAW_MORNING, today_day), (DOSE, today_day), (FOLLOWUP, today_day),
                   (DRAW_EVENING, today_day + 1)]
-    due = []
-    statuses = None
     quiet = study.quiet_window(cfg, record.quiet_start, record.quiet_end)  # the participant's site's
+    timely = []
     for kind, day in candidates:
         if not 1 <= day <= cfg.course_length_days:
             continue
         if kind in DRAW_KINDS and not study.is_draw_day(day, cfg):
             continue
-        at, expires_at = reminder_times(kind, day, record, cfg)
+        at, expires_at = _times(kind, day, record.day1, tz, record.reminder_time, cfg)
         if at > now or now >= expires_at:
             continue
-        if statuses is None:
-            statuses = course_record.day_statuses(record, cfg, now)
-        if not still_useful(kind, day, record, cfg, now, statuses):
-            continue
-        not_before = send_window(at, expires_at, now, record.tz, quiet)
+        not_before = send_window(at, expires_at, now, tz, quiet)
         if not_before is not None:
-            due.append(Due(kind, record.course_id, day, at, not_before, expires_at))
-    if any(d.kind == FOLLOWUP for d in due):
-        # Catching up after downtime: one nudge, not a reminder and its follow-up together.
-        due = [d for d in due if d.kind != DOSE]
-    return due
+            timely.append((kind, day, at, not_before, expires_at))
+    if len(_TIMELY) >= _TIMELY_SIZE:
+        _TIMELY.clear()
+    _TIMELY[key] = (cfg, tuple(timely))
+    return _TIMELY[key][1]
 
 
 def digest_due(site_tz: str, digest_time: time, now: datetime) -> tuple[date, datetime] | None:

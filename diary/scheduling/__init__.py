@@ -62,6 +62,36 @@ def _job(session: Session, summary: dict, name: str, work) -> None:
         summary[name] = "error"
 
 
+def _plan(session: Session, summary: dict, jobs: Jobs, now: datetime) -> None:
+    """Reminders and dose flags, batch by batch of running courses (planning.running_batches),
+    each batch committed: memory stays that of one batch however many participants there are.
+    A failing job (or batch) is logged and reported; the others still run."""
+    counts = {"courses": 0, "reminders": 0, "flags": 0}
+    failed: set[str] = set()
+    batches = planning.running_batches(session, jobs, now)
+    while True:
+        try:
+            running = next(batches, None)
+        except Exception:
+            log.exception("scheduler job courses failed")
+            session.rollback()
+            failed.add("courses")
+            break
+        if running is None:
+            break
+        counts["courses"] += len(running)
+        for name, work in (("reminders", planning.plan_reminders), ("flags", planning.raise_dose_flags)):
+            try:
+                counts[name] += work(session, jobs, now, running)
+                session.commit()
+            except Exception:
+                log.exception("scheduler job %s failed", name)
+                session.rollback()
+                failed.add(name)
+        del running  # before the next batch is loaded
+    summary.update({name: "error" if name in failed else n for name, n in counts.items()})
+
+
 def run_jobs(engine: Engine, jobs: Jobs, now: datetime, *, stop: threading.Event | None = None,
              max_dispatch_seconds: float | None = None) -> dict:
     """Every job once at `now`, then a heartbeat row; returns what each job did (counts only)."""
@@ -70,15 +100,7 @@ def run_jobs(engine: Engine, jobs: Jobs, now: datetime, *, stop: threading.Event
     with Session(engine, expire_on_commit=False) as s:
         with planning_lock(engine) as mine:
             if mine:
-                running: list = []
-
-                def load() -> int:
-                    running[:] = planning.load_running(s, jobs, now)
-                    return len(running)
-
-                _job(s, summary, "courses", load)
-                _job(s, summary, "reminders", lambda: planning.plan_reminders(s, jobs, now, running))
-                _job(s, summary, "flags", lambda: planning.raise_dose_flags(s, jobs, now, running))
+                _plan(s, summary, jobs, now)
                 _job(s, summary, "digests", lambda: alerts.send_digests(s, jobs, now))
             else:
                 summary["planning"] = "another scheduler is planning"

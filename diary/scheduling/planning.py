@@ -1,17 +1,21 @@
 """Planning jobs: participant reminders, missed-dose and overdue-blood-count flags.
 
-Each job reads every running course with a fixed number of queries (not one per participant),
-asks diary/reminders.py what is due at `now`, and writes what is missing under unique keys,
-so a restart, a crash, a clock jump or two schedulers at once lose nothing and double nothing.
+The running courses are read in batches of BATCH courses (`running_batches`), each with the
+course-record loader's fixed number of queries (not one per participant), so a tick's memory is
+that of one batch (and the list of course ids) however many participants there are. For each batch the
+jobs ask diary/reminders.py and diary/course_record.py what is due at `now`, and write what is
+missing under unique keys, so a restart, a crash, a clock jump or two schedulers at once lose
+nothing and double nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import Column, MetaData, Table, bindparam, func, insert
 from sqlmodel import Session, select
 
 from diary import course_record, reminders
@@ -29,6 +33,8 @@ from diary.services.flags import raise_flag
 log = logging.getLogger(__name__)
 # SQLite allows 32,766 bound parameters per statement; PostgreSQL 65,535.
 CHUNK = 5000
+# Courses planned together: their records, reminders and outbox rows are in memory at once.
+BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -44,17 +50,40 @@ class Running:
     site_id = property(lambda self: self.record.site_id)
 
 
-def load_running(session: Session, jobs: Jobs, now: datetime) -> list[Running]:
-    """Courses of active participants that run now or ended recently: the course-record loader's
-    fixed number of queries, and one more for how to reach each participant."""
+def _window(jobs: Jobs, now: datetime) -> tuple:
+    """Courses of active participants that run now or ended recently (SQL criteria)."""
     low, high = reminders.course_window(now, jobs.cfg)
-    window = (Course.start_date >= low, Course.start_date <= high, Participant.status == "active",
-              course_not_voided())
+    return (Course.start_date >= low, Course.start_date <= high, Participant.status == "active",
+            course_not_voided())
+
+
+def load_running(session: Session, jobs: Jobs, now: datetime, *where) -> list[Running]:
+    """Courses of active participants that run now or ended recently (and match `where`): the
+    course-record loader's fixed number of queries, and one more for how to reach each participant."""
+    window = (*_window(jobs, now), *where)
     records = load_records(session, *window, log_details=False)
     contact = {pid: row for pid, *row in session.exec(
         select(Participant.id, Participant.language, Participant.sms_opt_in, Participant.phone_enc)
         .where(Participant.id.in_(select(Course.participant_id).join(Participant).where(*window))))}
     return [Running(record, *contact[record.participant_id]) for record in records.values()]
+
+
+def running_batches(session: Session, jobs: Jobs, now: datetime,
+                    batch: int | None = None) -> Iterator[list[Running]]:
+    """`load_running` in batches of at most `batch` (BATCH) courses, by ranges of course id: one
+    query for the ids, then the loader's queries per batch. Only one batch is in memory at a time.
+    A course that starts or stops matching between the two is planned for on the next tick."""
+    batch = batch or BATCH
+    ids = session.exec(select(Course.id, Course.participant_id)
+                       .join(Participant, Participant.id == Course.participant_id)
+                       .where(*_window(jobs, now)).order_by(Course.id)).all()
+    for start in range(0, len(ids), batch):
+        chunk = ids[start:start + batch]
+        # The participants' id range too: it changes no result, but lets PostgreSQL read them by index
+        # instead of scanning every participant for every batch.
+        people = [pid for _, pid in chunk]
+        yield load_running(session, jobs, now, Course.id >= chunk[0][0], Course.id <= chunk[-1][0],
+                           Participant.id >= min(people), Participant.id <= max(people))
 
 
 def existing(session: Session, column, keys: list[str]) -> set[str]:
@@ -65,24 +94,73 @@ def existing(session: Session, column, keys: list[str]) -> set[str]:
     return found
 
 
+# The outbox columns a planned reminder fills (the rest keep their defaults).
+REMINDER_COLUMNS = ("dedupe_key", "kind", "site_id", "participant_id", "course_id", "course_day", "to_enc", "body",
+                    "template", "template_params", "language", "status", "not_before", "expires_at", "attempts",
+                    "created_at")
+
+
 def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
-    """Insert outbox rows; a key another scheduler wrote a moment ago is skipped, not an error."""
+    """Insert outbox rows (REMINDER_COLUMNS); a key another scheduler wrote a moment ago is skipped,
+    not an error (ON CONFLICT DO NOTHING on the unique dedupe_key). Returns how many were inserted.
+
+    Thousands of rows at once (a reminder time shared by every participant) are written in bulk:
+    on PostgreSQL COPY into a temporary table and one INSERT … SELECT from it, on SQLite one
+    executemany. Either is several times faster than SQLAlchemy's executemany, which on
+    PostgreSQL sends one INSERT per row."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - the app supports these two
-        dialect_insert = insert
-    stmt = dialect_insert(Message.__table__)
-    if dialect in ("postgresql", "sqlite"):
-        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    # executemany, not one giant VALUES list: SQLAlchemy batches it ("insertmanyvalues") without
-    # compiling a bind parameter per value, which cost seconds for 10,000 rows.
-    session.connection().execute(stmt, rows)
+    conn = session.connection()
+    dialect = conn.dialect
+    table = Message.__table__
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        # The outbox's column types, none of its constraints: those are checked by the INSERT.
+        planned = Table("planned_message", MetaData(), *(Column(name, table.c[name].type) for name in REMINDER_COLUMNS),
+                        prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+        planned.create(conn)
+        names = ", ".join(dialect.identifier_preparer.quote(name) for name in REMINDER_COLUMNS)
+        with conn.connection.cursor().copy(f"COPY planned_message ({names}) FROM STDIN") as copy:
+            for values in _bound(rows, REMINDER_COLUMNS, table, dialect):
+                copy.write_row(values)
+        inserted = conn.execute(pg_insert(table).from_select(REMINDER_COLUMNS, select(*planned.c))
+                                .on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                                execution_options={"preserve_rowcount": True}).rowcount
+        planned.drop(conn)
+        return inserted
+    if dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        # One executemany of the compiled statement, its positional parameters in its own order.
+        compiled = sqlite_insert(table).values({name: bindparam(name) for name in REMINDER_COLUMNS}) \
+            .on_conflict_do_nothing(index_elements=["dedupe_key"]).compile(dialect=dialect)
+        before = conn.execute(select(func.total_changes())).scalar()
+        conn.exec_driver_sql(str(compiled), _bound(rows, tuple(compiled.positiontup), table, dialect))
+        return conn.execute(select(func.total_changes())).scalar() - before
+    # pragma: no cover - the app supports these two
+    conn.execute(insert(table), rows)
     return len(rows)
+
+
+def _bound(rows: list[dict], order: tuple[str, ...], table: Table, dialect) -> list[tuple]:
+    """The rows' values in `order`, through each column's own bind processor (UTC instants, JSON),
+    as SQLAlchemy would send them. Rows share instants and parameters: each object is processed once."""
+    processors = [(index, processor) for index, name in enumerate(order)
+                  if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))]
+    done: dict[tuple[int, int], object] = {}
+    bound = []
+    for row in rows:
+        values = [row.get(name) for name in order]
+        for index, processor in processors:
+            value = values[index]
+            if value is not None:
+                key = (index, id(value))  # the rows keep every value alive: ids are not reused
+                if key not in done:
+                    done[key] = processor(value)
+                values[index] = done[key]
+        bound.append(tuple(values))
+    return bound
 
 
 def reminder_text(due: Due, course: Running, jobs: Jobs, site_phone: str) -> str:
@@ -108,27 +186,29 @@ def plan_reminders(session: Session, jobs: Jobs, now: datetime,
                    running: list[Running] | None = None) -> int:
     """Queue every participant reminder due at `now` that is not queued yet; returns how many."""
     running = load_running(session, jobs, now) if running is None else running
-    candidates = [(course, due) for course in running if course.sms_opt_in
+    candidates = [(course, due, due.dedupe_key) for course in running if course.sms_opt_in
                   for due in reminders.due_reminders(course.record, jobs.cfg, now)]
     if not candidates:
         return 0
-    known = existing(session, Message.dedupe_key, [due.dedupe_key for _, due in candidates])
+    known = existing(session, Message.dedupe_key, [key for _, _, key in candidates])
     phones = dict(session.exec(select(Site.id, Site.phone)).all())
     rows = []
-    bodies: dict[tuple, str] = {}  # thousands of participants share a handful of texts
-    for course, due in candidates:
-        if due.dedupe_key in known:
+    bodies: dict[tuple, dict] = {}  # thousands of participants share a handful of texts
+    for course, due, key in candidates:
+        if key in known:
             continue
-        text_key = (due.kind, course.language, course_record.doses(course.record, jobs.cfg)[due.day - 1],
-                    course.site_id, due.kind == reminders.DOSE
-                    and course_record.reminder_states_change(course.record, due.day))
-        if text_key not in bodies:
-            bodies[text_key] = reminder_text(due, course, jobs, phones[course.site_id])
+        record = course.record
+        mg = course_record.doses(record, jobs.cfg)[due.day - 1]
+        text_key = (due.kind, course.language, mg, course.site_id,
+                    due.kind == reminders.DOSE and course_record.reminder_states_change(record, due.day))
+        body = bodies.get(text_key)
+        if body is None:
+            text = reminder_text(due, course, jobs, phones[course.site_id])
+            body = bodies[text_key] = {"body": sms_text(text), **template_columns(text)}
         rows.append({
-            "dedupe_key": due.dedupe_key, "kind": due.kind, "site_id": course.site_id,
+            "dedupe_key": key, "kind": due.kind, "site_id": course.site_id,
             "participant_id": course.participant_id, "course_id": due.course_id,
-            "course_day": due.day, "to_enc": course.phone_enc,
-            "body": sms_text(bodies[text_key]), **template_columns(bodies[text_key]),
+            "course_day": due.day, "to_enc": course.phone_enc, **body,
             "status": "queued", "not_before": due.not_before, "expires_at": due.expires_at,
             "attempts": 0, "created_at": now,
         })
