@@ -280,7 +280,9 @@ def grid_page(session: Session, cfg: StudyConfig, now: datetime, site_ids: froze
         .limit(page_size).offset((page - 1) * page_size)).scalars())
     rows = []
     if ids:
-        records = load_records(session, Course.id.in_(ids), log_details=False)
+        # course_not_voided() again (the ids are of such courses): without it, PostgreSQL without
+        # planner statistics (after an import or a restore) reads every dose log for one page.
+        records = load_records(session, course_not_voided(), Course.id.in_(ids), log_details=False)
         flags = _open_flags(conn, sorted({record.participant_id for record in records.values()}))
         for course_id in ids:
             record = records[course_id]
