@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from itertools import takewhile
 from operator import attrgetter
 
-from sqlalchemy import and_, case, exists, false, func, or_, select
+from sqlalchemy import and_, exists, false, func, or_, select
 from sqlmodel import Session
 
 from diary import course_record, study
@@ -114,19 +114,19 @@ class Grid:
 
     @property
     def problems(self) -> list[CourseRow]:
-        """The rows that need a look (an open flag, a missed dose or an overdue draw), first first."""
+        """The rows that need a look (an open flag, a missed dose or an overdue draw), in that order."""
         return list(takewhile(attrgetter("problem"), self.rows))
 
 
 @dataclass
 class GridPage:
-    """One page of the grid in a fixed order (participants with an open flag first, then by study
-    number and cycle): only that page's courses are loaded, so it costs the same at any study size."""
+    """One page of the grid in a fixed order (by study number and cycle). Only that page's courses
+    are loaded and nothing counts them all, so it costs the same at any study size; how many
+    courses the filters keep is the headline's (build_grid)."""
 
     rows: list[CourseRow]
-    total: int  # courses the filters keep, on every page
     page: int
-    pages: int
+    has_next: bool
     course_length: int
 
 
@@ -260,24 +260,23 @@ def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: froz
 def grid_page(session: Session, cfg: StudyConfig, now: datetime, site_ids: frozenset[int] | None,
               filters: Filters = Filters(), page: int = 1, page_size: int = 100,
               lab_grace_hours: float = 12.0) -> GridPage:
-    """Page `page` of the courses the filters keep, in a fixed order: participants with an open flag
-    first, then by study number and cycle. The filters are applied in SQL, exactly (the state by
-    each zone's local date), so only the page's courses are loaded and their rows computed; the
-    headline figures, which need every course, are build_grid's."""
+    """Page `page` of the courses the filters keep, by study number and cycle (an order an index
+    gives, so the database stops after the page). The filters are applied in SQL, exactly (the
+    state by each zone's local date), so only the page's courses are loaded and their rows
+    computed; the headline figures, which need every course, are build_grid's."""
     scope = _scope(site_ids, filters)
     session.flush()
     conn = session.connection()
-    flagged = _has_open_flag()
     where = [*scope, course_not_voided(), *_state_criteria(conn, scope, filters.course_state, now, cfg)]
     if filters.flagged_only:
-        where.append(flagged)
-    matching = select(Course.id).join(Participant, Participant.id == Course.participant_id).where(*where)
-    total = conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one()
-    pages = max(1, -(-total // page_size))
-    page = min(max(page, 1), pages)
+        where.append(_has_open_flag())
+    page = max(page, 1)
+    # One row more than a page says whether there is a next one, without counting them all.
     ids = list(conn.execute(
-        matching.order_by(case((flagged, 0), else_=1), Participant.study_number, Course.cycle_number, Course.id)
-        .limit(page_size).offset((page - 1) * page_size)).scalars())
+        select(Course.id).join(Participant, Participant.id == Course.participant_id).where(*where)
+        .order_by(Participant.study_number, Course.cycle_number, Course.id)
+        .limit(page_size + 1).offset((page - 1) * page_size)).scalars())
+    has_next, ids = len(ids) > page_size, ids[:page_size]
     rows = []
     if ids:
         # course_not_voided() again (the ids are of such courses): without it, PostgreSQL without
@@ -289,6 +288,4 @@ def grid_page(session: Session, cfg: StudyConfig, now: datetime, site_ids: froze
             today = study.local_date(now, record.tz)
             rows.append(_row(record, course_state(record, today, cfg), today, flags.get(record.participant_id, 0),
                              cfg, now, lab_grace_hours))
-    return GridPage(rows=rows, total=total, page=page, pages=pages, course_length=cfg.course_length_days)
-
-
+    return GridPage(rows=rows, page=page, has_next=has_next, course_length=cfg.course_length_days)

@@ -50,16 +50,17 @@ def _filter_args(filters: adherence.Filters) -> dict[str, str | int]:
 @bp.get("/adherence")
 @staff_required()
 def adherence_grid():
-    """The first screenful at once: one page of rows, loaded alone (the same cost at any study size).
-    The headline figures, the courses that need a look and the draw lists count every course the
-    filters keep, so they come from /adherence/summary, which the page loads straight after."""
+    """The first screenful at once: one page of rows by study number, loaded alone (the same cost at
+    any study size). The headline figures, the courses that need a look and the draw lists count
+    every course the filters keep, so they come from /adherence/summary, which the page loads
+    straight after."""
     filters = _filters()
     page = request.args.get("page", 1, type=lambda v: bounded(v, 1, 100_000))
     grid = adherence.grid_page(db.session(), study_config(), clock.now(), current_user.site_ids, filters, page=page,
                                page_size=PAGE_SIZE, lab_grace_hours=current_app.config["LAB_OVERDUE_HOURS"])
     return page_or_fragment(
         "staff/adherence.html", "staff/partials/adherence_results.html", grid=grid, filters=filters,
-        sites=my_sites(), args=_filter_args(filters))
+        sites=my_sites(), args=_filter_args(filters), page_size=PAGE_SIZE)
 
 
 @bp.get("/adherence/summary")

@@ -248,7 +248,7 @@ def test_the_course_state_filters_keep_exactly_the_courses_in_that_state_in_ever
             assert {row.course_id for row in got} == expected, (now, state)
             # A page applies the state in SQL alone, by each zone's local date: exactly the same courses.
             page = adherence.grid_page(session, cfg, now, None, adherence.Filters(course_state=state))
-            assert {row.course_id for row in page.rows} == expected and page.total == len(expected), (now, state)
+            assert {row.course_id for row in page.rows} == expected and not page.has_next, (now, state)
             seen.update((row.course_id, state) for row in got)
     assert {state for _id, state in seen} == set(adherence.COURSE_STATES)
 
@@ -269,14 +269,15 @@ def test_a_row_on_page_2_is_reachable_and_the_page_links_keep_the_filters(client
     shown = _rows_shown(first)
     # PA and Q00000…Q00098 (PB is at site B): 100 of the 121 running courses at site A.
     assert len(shown) == 100 and shown[:2] == ["PA", "Q00000"] and "PB" not in shown
-    assert "121 courses" in first and "Page 1 of 2" in first
+    assert "Page 1" in first and 'rel="prev"' not in first
     following = re.search(r'<a href="([^"]+)" rel="next"', first)
     assert following, "no Next link"
     href = html_unescape(following.group(1))
     assert f"site={site_a}" in href and "state=running" in href and "page=2" in href
     second = client.get(href).get_data(as_text=True)
     assert _rows_shown(second) == [f"Q{i:05d}" for i in range(99, 120)]
-    assert "Page 2 of 2" in second and '<a href="/staff/adherence?page=1&amp;state=running&amp;site=' in second
+    assert "Page 2" in second and 'rel="next"' not in second  # the last page
+    assert f'<a href="/staff/adherence?page=1&amp;state=running&amp;site={site_a}" rel="prev"' in second
     # With htmx, a page link swaps only the rows; the figures above them stay.
     fragment = client.get(href, headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "<html" not in fragment and "Q00119" in fragment
@@ -296,7 +297,7 @@ def test_the_headline_counts_every_course_the_filters_keep_not_only_the_page(cli
                                  adherence.Filters(course_state="running", site_id=site_a))
     on_page = adherence.grid_page(session, cfg, clock.now, None,
                                   adherence.Filters(course_state="running", site_id=site_a), page=2)
-    assert len(every.rows) == on_page.total == 121 and len(on_page.rows) == 21
+    assert len(every.rows) == 121 and len(on_page.rows) == 21
     assert "Counts the 121 courses these filters keep" in figures
     # Days 1–3 of each Q course are logged taken, PA missed day 1: every course counts, not only a page's 21.
     assert (every.overall.taken, every.overall.counted) == (360, 361)
@@ -305,7 +306,8 @@ def test_the_headline_counts_every_course_the_filters_keep_not_only_the_page(cli
     assert "PB" not in figures  # site B is filtered out of every figure
 
 
-def test_participants_with_an_open_flag_come_first_on_the_first_page(app, session, world, clock):
+def test_pages_go_by_study_number_and_flagged_only_keeps_participants_with_an_open_flag(app, session, world,
+                                                                                       clock):
     cfg = app.extensions["diary.study"]
     _populate(session, cfg, world, clock, 120, 0)
     from diary.models import Participant
@@ -314,9 +316,10 @@ def test_participants_with_an_open_flag_come_first_on_the_first_page(app, sessio
     raise_flag(session, key="late", kind="missed_dose", site_id=late.site_id, participant_id=late.id, detail="d",
                now=clock.now)
     session.commit()
-    page = adherence.grid_page(session, cfg, clock.now, None, adherence.Filters(course_state="running"))
-    assert [row.study_number for row in page.rows[:3]] == ["Q00117", "PA", "PB"]
-    assert page.rows[0].open_flags == 1 and page.rows[0].problem
+    third = adherence.grid_page(session, cfg, clock.now, None, adherence.Filters(course_state="running"),
+                                page=3, page_size=50)
+    assert [row.study_number for row in third.rows] == [f"Q{i:05d}" for i in range(98, 120)]
+    assert not third.has_next and third.rows[19].open_flags == 1 and third.rows[19].problem
     flagged = adherence.grid_page(session, cfg, clock.now, None, adherence.Filters(flagged_only=True))
     assert [(row.study_number, row.cycle_number) for row in flagged.rows] == [("Q00117", 1), ("Q00117", 2)]
 
