@@ -33,6 +33,12 @@ def current(rows: Iterable, *, id_of=lambda r: r.id, supersedes_of=lambda r: r.s
     return [r for r in rows if id_of(r) not in superseded]
 
 
+@lru_cache(maxsize=1024)
+def _local_date(instant: datetime, tz: str) -> date:
+    # study.local_date, for the thousands of courses of a grid or a tick that share `now` and a zone.
+    return study.local_date(instant, tz)
+
+
 @lru_cache(maxsize=8192)
 def _instant(on: date, at: time, tz: str) -> datetime:
     # Thousands of courses ask the same (date, time, zone): the grid and a tick load them all.
@@ -138,6 +144,8 @@ class CourseRecord:
         return None
 
     def __post_init__(self) -> None:
+        if type(self.decisions) is not tuple:  # a cache key (doses): hashable
+            self.decisions = tuple(self.decisions)
         if self.outcomes is None:
             self.outcomes = {day: log.outcome for day, log in (self.logs or {}).items()}
 
@@ -162,14 +170,15 @@ def with_log(record: CourseRecord, log: LogFact) -> CourseRecord:
 
 def doses(record: CourseRecord, cfg: StudyConfig) -> tuple[float, ...]:
     """Prescribed mg of days 1..n: the last-signed decision in effect by then (0 = held)."""
-    signed = tuple(study.decisions_with_end(record.decisions, record.last_day))
-    return _doses(record.starting_dose_mg, signed, cfg.course_length_days)
+    return _prescribed(record.starting_dose_mg, record.decisions, record.last_day, cfg.course_length_days)
 
 
 @lru_cache(maxsize=4096)
-def _doses(starting_mg: float, decisions: tuple[tuple[int, float], ...], length: int) -> tuple[float, ...]:
+def _prescribed(starting_mg: float, decisions: tuple[tuple[int, float], ...], last_day: int | None,
+                length: int) -> tuple[float, ...]:
     # study.dose_for_day day by day; courses share a handful of decision patterns, hence the cache.
-    return tuple(study.dose_for_day(day, starting_mg, decisions) for day in range(1, length + 1))
+    signed = tuple(study.decisions_with_end(decisions, last_day))
+    return tuple(study.dose_for_day(day, starting_mg, signed) for day in range(1, length + 1))
 
 
 def course_to_show(courses: Iterable[T], today: date, cfg: StudyConfig, *, day1=lambda c: c.day1) -> T | None:
@@ -222,22 +231,36 @@ def day_statuses(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[
     ended (after the participant's end) › held (0 mg) › what was logged › paused for review ›
     upcoming / due / missed by the participant's local calendar and the logging cutoff."""
     length = cfg.course_length_days
-    last = ended_on(record)
-    last_index = (last - record.day1).days if last is not None else length
-    statuses = list(_calendar(doses(record, cfg), record.day1, record.tz, last_index, now, length,
-                              cfg.cutoff_days_after, cfg.cutoff_time))
-    open_ = _OPEN
+    last_index = (ended_on(record) - record.day1).days if record.ended_at is not None else length
+    calendar, open_days = _course_calendar(record.starting_dose_mg, record.decisions, record.last_day, record.day1,
+                                           record.tz, last_index, now, length, cfg.cutoff_days_after,
+                                           cfg.cutoff_time)
+    statuses = list(calendar)
+    logged = _LOGGED
     try:
         for day, outcome in record.outcomes.items():
-            if 0 < day <= length and statuses[day - 1] in open_:
-                statuses[day - 1] = _LOGGED[outcome]
+            if day in open_days:
+                statuses[day - 1] = logged[outcome]
     except KeyError:
         raise ValueError(f"unknown dose outcome {outcome!r} (a current log is taken or not_taken)") from None
     if record.pauses:
         for day in paused_days(record, cfg):
-            if statuses[day - 1] in open_:
+            if statuses[day - 1] in _OPEN:
                 statuses[day - 1] = DoseStatus.PAUSED
     return statuses
+
+
+@lru_cache(maxsize=4096)
+def _course_calendar(starting_mg: float, decisions: tuple[tuple[int, float], ...], last_day: int | None,
+                     day1: date, tz: str, last_index: int, now: datetime, length: int, grace: int,
+                     cutoff_time: time) -> tuple[tuple[DoseStatus, ...], frozenset[int]]:
+    """The calendar of a course's days and the days a log may still set (`_OPEN`). One look-up per
+    course of a grid or a tick (thousands share a start date, a zone and a prescription), keyed by
+    the prescription itself rather than by its fourteen daily doses; the open days as course-day
+    numbers, because a status's hash is a Python call (Enum.__hash__) and a day's is not."""
+    calendar = _calendar(_prescribed(starting_mg, decisions, last_day, length), day1, tz, last_index, now, length,
+                         grace, cutoff_time)
+    return calendar, frozenset(index + 1 for index, status in enumerate(calendar) if status in _OPEN)
 
 
 @lru_cache(maxsize=4096)
@@ -349,8 +372,12 @@ class Counts(NamedTuple):
 
 
 def adherence(statuses: list[DoseStatus]) -> Counts:
-    return Counts(statuses.count(DoseStatus.TAKEN), statuses.count(DoseStatus.NOT_TAKEN),
-                  statuses.count(DoseStatus.MISSED), statuses.count(DoseStatus.PAUSED))
+    # tuple.__new__ directly: Counts(...) is a Python-level __new__, once per course of a grid.
+    return _new_tuple(Counts, (statuses.count(DoseStatus.TAKEN), statuses.count(DoseStatus.NOT_TAKEN),
+                               statuses.count(DoseStatus.MISSED), statuses.count(DoseStatus.PAUSED)))
+
+
+_new_tuple = tuple.__new__
 
 
 # -------------------------------------------------------------------------------------------------
@@ -400,15 +427,42 @@ def draw_done(record: CourseRecord, draw_day: int, cfg: StudyConfig) -> bool:
 
 def draws_done(record: CourseRecord, cfg: StudyConfig) -> set[int]:
     """The planned draw days a current blood count covers (within draw_window_days either side)."""
-    window = cfg.draw_window_days
-    drawn = {lab.day for lab in record.labs if lab.day > 0}
-    return {day for day in cfg.draw_days if any(day - window <= d <= day + window for d in drawn)} if drawn else set()
+    covers = _draws_covered(cfg.draw_days, cfg.draw_window_days)
+    done: set[int] = set()
+    for lab in record.labs:
+        covered = covers.get(lab.day)  # day 0 (baseline) and days near no draw cover nothing
+        if covered:
+            done.update(covered)
+    return done
+
+
+@lru_cache(maxsize=16)
+def _draws_covered(draw_days: tuple[int, ...], window: int) -> dict[int, tuple[int, ...]]:
+    """Course day of a count (after day 0) → the planned draw days whose window holds it."""
+    covers: dict[int, tuple[int, ...]] = {}
+    for draw_day in draw_days:
+        for day in range(max(draw_day - window, 1), draw_day + window + 1):
+            covers[day] = (*covers.get(day, ()), draw_day)
+    return covers
 
 
 def draw_overdue_from(record: CourseRecord, draw_day: int, cfg: StudyConfig, grace_hours: float) -> datetime:
     """When a missing count becomes overdue: `grace_hours` after the last day of its window."""
-    window_end = record.day1 + timedelta(days=draw_day - 1 + cfg.draw_window_days + 1)
-    return _instant(window_end, time(0, 0), record.tz) + timedelta(hours=grace_hours)
+    return _overdue_from(record.day1, record.tz, draw_day, cfg.draw_window_days, grace_hours)
+
+
+def _overdue_from(day1: date, tz: str, draw_day: int, window: int, grace_hours: float) -> datetime:
+    window_end = day1 + timedelta(days=draw_day - 1 + window + 1)
+    return _instant(window_end, time(0, 0), tz) + timedelta(hours=grace_hours)
+
+
+@lru_cache(maxsize=4096)
+def _draw_calendar(day1: date, tz: str, draw_days: tuple[int, ...], window: int,
+                   grace_hours: float) -> tuple[tuple[int, date, datetime], ...]:
+    """(draw day, its date, when its count is overdue) of a course: shared by the courses of a grid
+    or a tick that start on the same date in the same zone."""
+    return tuple((day, day1 + timedelta(days=day - 1), _overdue_from(day1, tz, day, window, grace_hours))
+                 for day in draw_days)
 
 
 class DrawState(NamedTuple):
@@ -429,16 +483,18 @@ def draw_state(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hour
         return _NO_DRAWS
     last = ended_on(record)
     done = draws_done(record, cfg)
-    today = study.local_date(now, record.tz)
+    today = _local_date(now, record.tz)
+    soon = today + timedelta(days=ahead_days)
+    window = timedelta(days=cfg.draw_window_days)
     overdue, pending = [], []
-    for day in cfg.draw_days:
+    for day, on, overdue_from in _draw_calendar(record.day1, record.tz, cfg.draw_days, cfg.draw_window_days,
+                                                grace_hours):
         if day in done:
             continue
-        on = record.day1 + timedelta(days=day - 1)
-        if draw_overdue_from(record, day, cfg, grace_hours) <= now:
+        if overdue_from <= now:
             if last is None or on <= last:
                 overdue.append(day)
-        elif on <= today + timedelta(days=ahead_days) and on + timedelta(days=cfg.draw_window_days) >= today:
+        elif on <= soon and on + window >= today:
             pending.append(day)
     return DrawState(tuple(overdue), tuple(pending)) if overdue or pending else _NO_DRAWS
 

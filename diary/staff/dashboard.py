@@ -35,18 +35,43 @@ def _filters() -> adherence.Filters:
         flagged_only=args.get("flagged") == "1", site_id=site_id)
 
 
+def _filter_args(filters: adherence.Filters) -> dict[str, str | int]:
+    """The query string that keeps `filters` on page links and the headline's request."""
+    args: dict[str, str | int] = {"state": filters.course_state or "all"}
+    if filters.cohort:
+        args["cohort"] = filters.cohort
+    if filters.site_id is not None:
+        args["site"] = filters.site_id
+    if filters.flagged_only:
+        args["flagged"] = "1"
+    return args
+
+
 @bp.get("/adherence")
 @staff_required()
 def adherence_grid():
+    """The first screenful at once: one page of rows by study number, loaded alone (the same cost at
+    any study size). The headline figures, the courses that need a look and the draw lists count
+    every course the filters keep, so they come from /adherence/summary, which the page loads
+    straight after."""
+    filters = _filters()
+    page = request.args.get("page", 1, type=lambda v: bounded(v, 1, 100_000))
+    grid = adherence.grid_page(db.session(), study_config(), clock.now(), current_user.site_ids, filters, page=page,
+                               page_size=PAGE_SIZE, lab_grace_hours=current_app.config["LAB_OVERDUE_HOURS"])
+    return page_or_fragment(
+        "staff/adherence.html", "staff/partials/adherence_results.html", grid=grid, filters=filters,
+        sites=my_sites(), args=_filter_args(filters), page_size=PAGE_SIZE)
+
+
+@bp.get("/adherence/summary")
+@staff_required()
+def adherence_summary():
     filters = _filters()
     grid = adherence.build_grid(db.session(), study_config(), clock.now(), current_user.site_ids, filters,
                                 lab_grace_hours=current_app.config["LAB_OVERDUE_HOURS"])
-    page = request.args.get("page", 1, type=lambda v: bounded(v, 1, 100_000))
-    rows = grid.rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     return page_or_fragment(
-        "staff/adherence.html", "staff/partials/adherence_results.html", grid=grid, rows=rows, page=page,
-        pages=max(1, -(-len(grid.rows) // PAGE_SIZE)), filters=filters, sites=my_sites(),
-        state_arg=request.args.get("state", "running"), awaiting=_awaiting_decisions())
+        "staff/adherence_summary.html", "staff/partials/adherence_summary.html", grid=grid, filters=filters,
+        args=_filter_args(filters), awaiting=_awaiting_decisions())
 
 
 def _awaiting_decisions() -> list[tuple[LabResult, Participant, Course]]:

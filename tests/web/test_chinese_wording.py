@@ -174,8 +174,8 @@ def test_the_main_pages_use_no_half_width_separator_or_latin_mg_in_chinese(app, 
     clock.advance(minutes=1)
     auth.staff("nurse_a")
     for url in ("/staff/", f"/staff/participants/{pa.id}", "/staff/flags", "/staff/adherence",
-                f"/staff/courses/{course.id}/decision?lab={rows.lab_id}", f"/staff/screenings/{rows.screening_id}",
-                f"/staff/participants/{pa.id}/audit"):
+                "/staff/adherence/summary", f"/staff/courses/{course.id}/decision?lab={rows.lab_id}",
+                f"/staff/screenings/{rows.screening_id}", f"/staff/participants/{pa.id}/audit"):
         r = client.get(url)
         assert r.status_code == 200, url
         found[url] = half_width_next_to_chinese(r.get_data(as_text=True))

@@ -26,7 +26,8 @@ SCOPED_GETS = [
     "/staff/courses/{course}/decision?lab={lab}", "/staff/labs/{lab}/correct", "/staff/screenings/{screening}",
     "/staff/symptoms/{report}/correct", "/staff/participants/{pa}/contact",
 ]
-LIST_GETS = ["/staff/", "/staff/adherence", "/staff/flags", "/staff/screenings", "/staff/screenings/new"]
+LIST_GETS = ["/staff/", "/staff/adherence", "/staff/adherence/summary", "/staff/flags", "/staff/screenings",
+             "/staff/screenings/new"]
 EXPORT = ["/staff/export"]
 INVESTIGATOR_GETS = ["/staff/courses/{course}/fix"]
 INVESTIGATOR_POSTS = ["/staff/courses/{course}/decision", "/staff/courses/{course}/void",

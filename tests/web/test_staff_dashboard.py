@@ -1,6 +1,8 @@
 """The adherence grid and the flag queue; the grid's query count does not grow with participants."""
 
+import re
 from datetime import timedelta
+from html import unescape as html_unescape
 
 import pytest
 from sqlalchemy import event
@@ -25,8 +27,19 @@ def test_the_grid_shows_each_day_as_colour_and_symbol_and_text(client, auth, wor
     html = client.get("/staff/adherence").get_data(as_text=True)
     assert 'class="st-taken"><span class="sym" aria-hidden="true">✓</span><span class="vh">Taken</span>' in html
     assert 'class="st-missed"><span class="sym" aria-hidden="true">!</span><span class="vh">Missed</span>' in html
+    # The headline comes straight after the first screenful, from the address the page names.
+    summary = _summary_url(html)
+    assert summary == "/staff/adherence/summary?state=running"
+    figures = client.get(summary, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in figures
     # Day 1 missed, day 2 taken; day 3 (today) is due and not counted yet.
-    assert "50.0 %" in html
+    assert "50.0 %" in figures
+    # Without JavaScript the same address is a page of its own.
+    assert "50.0 %" in client.get(summary).get_data(as_text=True)
+
+
+def _summary_url(html: str) -> str:
+    return html_unescape(re.search(r'id="adherence-summary" hx-get="([^"]+)" hx-trigger="load"', html).group(1))
 
 
 def test_problems_come_first(app, session, world, clock):
@@ -233,5 +246,101 @@ def test_the_course_state_filters_keep_exactly_the_courses_in_that_state_in_ever
             expected = {row.course_id for row in every if row.state == state}
             got = adherence.build_grid(session, cfg, now, None, adherence.Filters(course_state=state)).rows
             assert {row.course_id for row in got} == expected, (now, state)
+            # A page applies the state in SQL alone, by each zone's local date: exactly the same courses.
+            page = adherence.grid_page(session, cfg, now, None, adherence.Filters(course_state=state))
+            assert {row.course_id for row in page.rows} == expected and not page.has_next, (now, state)
             seen.update((row.course_id, state) for row in got)
     assert {state for _id, state in seen} == set(adherence.COURSE_STATES)
+
+
+# --- paging (issue 15, item 3): one page of rows, loaded alone -------------------------------------
+
+
+def _rows_shown(html: str) -> list[str]:
+    return re.findall(r'<th scope="row"><a href="[^"]+">([^<]+)</a>', html)
+
+
+def test_a_row_on_page_2_is_reachable_and_the_page_links_keep_the_filters(client, auth, app, session, world, clock):
+    cfg = app.extensions["diary.study"]
+    _populate(session, cfg, world, clock, 120, 0)  # one running course each, at site A
+    auth.staff("admin")
+    site_a = world.sites["A"].id
+    first = client.get(f"/staff/adherence?site={site_a}").get_data(as_text=True)
+    shown = _rows_shown(first)
+    # PA and Q00000…Q00098 (PB is at site B): 100 of the 121 running courses at site A.
+    assert len(shown) == 100 and shown[:2] == ["PA", "Q00000"] and "PB" not in shown
+    assert "Page 1" in first and 'rel="prev"' not in first
+    following = re.search(r'<a href="([^"]+)" rel="next"', first)
+    assert following, "no Next link"
+    href = html_unescape(following.group(1))
+    assert f"site={site_a}" in href and "state=running" in href and "page=2" in href
+    second = client.get(href).get_data(as_text=True)
+    assert _rows_shown(second) == [f"Q{i:05d}" for i in range(99, 120)]
+    assert "Page 2" in second and 'rel="next"' not in second  # the last page
+    assert f'<a href="/staff/adherence?page=1&amp;state=running&amp;site={site_a}" rel="prev"' in second
+    # With htmx, a page link swaps only the rows; the figures above them stay.
+    fragment = client.get(href, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in fragment and "Q00119" in fragment
+
+
+def test_the_headline_counts_every_course_the_filters_keep_not_only_the_page(client, auth, app, session, world,
+                                                                           clock):
+    cfg = app.extensions["diary.study"]
+    _populate(session, cfg, world, clock, 120, 0)
+    auth.staff("admin")
+    site_a = world.sites["A"].id
+    page = client.get(f"/staff/adherence?site={site_a}&page=2").get_data(as_text=True)
+    summary = _summary_url(page)
+    assert f"site={site_a}" in summary and "state=running" in summary and "page" not in summary
+    figures = client.get(summary, headers={"HX-Request": "true"}).get_data(as_text=True)
+    every = adherence.build_grid(session, cfg, clock.now, None,
+                                 adherence.Filters(course_state="running", site_id=site_a))
+    on_page = adherence.grid_page(session, cfg, clock.now, None,
+                                  adherence.Filters(course_state="running", site_id=site_a), page=2)
+    assert len(every.rows) == 121 and len(on_page.rows) == 21
+    assert "Counts the 121 courses these filters keep" in figures
+    # Days 1–3 of each Q course are logged taken, PA missed day 1: every course counts, not only a page's 21.
+    assert (every.overall.taken, every.overall.counted) == (360, 361)
+    assert sum(row.rate.counted for row in on_page.rows) == 63
+    assert "99.7 % (360/361)" in figures
+    assert "PB" not in figures  # site B is filtered out of every figure
+
+
+def test_pages_go_by_study_number_and_flagged_only_keeps_participants_with_an_open_flag(app, session, world,
+                                                                                       clock):
+    cfg = app.extensions["diary.study"]
+    _populate(session, cfg, world, clock, 120, 0)
+    from diary.models import Participant
+
+    late = session.exec(select(Participant).where(Participant.study_number == "Q00117")).one()
+    raise_flag(session, key="late", kind="missed_dose", site_id=late.site_id, participant_id=late.id, detail="d",
+               now=clock.now)
+    session.commit()
+    third = adherence.grid_page(session, cfg, clock.now, None, adherence.Filters(course_state="running"),
+                                page=3, page_size=50)
+    assert [row.study_number for row in third.rows] == [f"Q{i:05d}" for i in range(98, 120)]
+    assert not third.has_next and third.rows[19].open_flags == 1 and third.rows[19].problem
+    flagged = adherence.grid_page(session, cfg, clock.now, None, adherence.Filters(flagged_only=True))
+    assert [(row.study_number, row.cycle_number) for row in flagged.rows] == [("Q00117", 1), ("Q00117", 2)]
+
+
+def test_a_page_is_built_with_a_fixed_number_of_queries(app, session, world, clock):
+    cfg = app.extensions["diary.study"]
+    engine = app.extensions["diary.engine"]
+
+    def count() -> int:
+        statements = []
+        listener = lambda *args: statements.append(1)  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            page = adherence.grid_page(session, cfg, clock.now, None, adherence.Filters(course_state="running"),
+                                       page_size=10)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert len(page.rows) == 10
+        return len(statements)
+
+    _populate(session, cfg, world, clock, 10, 0)
+    small = count()
+    _populate(session, cfg, world, clock, 60, 10)
+    assert count() == small <= 10
