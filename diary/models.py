@@ -224,7 +224,7 @@ class DoseDecision(SQLModel, table=True):
     suggested_action: str | None = Field(default=None, max_length=16)
     suggested_dose_mg: float | None = None
     rule: str | None = Field(default=None, max_length=300)
-    lab_result_id: int | None = Field(default=None, foreign_key="labresult.id")
+    lab_result_id: int | None = Field(default=None, foreign_key="labresult.id", index=True)
     override_reason: str | None = Field(default=None, max_length=500)
     decided_by: int = Field(foreign_key="staffuser.id")
     signed_at: datetime = created_at()
