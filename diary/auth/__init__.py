@@ -16,7 +16,7 @@ from diary.auth import devices
 from diary.auth.services import Policy
 from diary.auth.sms_limits import ResetLimits
 from diary.extensions import htmx, login_manager
-from diary.models import Participant, StaffSite, StaffUser
+from diary.models import Participant, Site, StaffSite, StaffUser
 
 
 class StaffPrincipal(UserMixin):
@@ -47,9 +47,10 @@ class StaffPrincipal(UserMixin):
 class ParticipantPrincipal(UserMixin):
     kind = "participant"
 
-    def __init__(self, participant: Participant, device: str):
+    def __init__(self, participant: Participant, device: str, site: Site | None = None):
         self.participant = participant
         self.device = device
+        self.site = site  # loaded with the participant on each request (auth.devices.find_open)
         self.id = participant.id
         self.language = participant.language
         self.timezone = participant.timezone
@@ -87,7 +88,7 @@ def _load_user(user_id: str):
         found = devices.find_open(s, Participant, pk, device)
         if found and found[0].status == "active" and found[0].auth_version == version_no:
             devices.seen(s, found[1], clock.now())
-            return ParticipantPrincipal(found[0], device)
+            return ParticipantPrincipal(found[0], device, found[2])
     return None
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from diary.crypto import token_hash
-from diary.models import DeviceSession, Participant, StaffUser
+from diary.models import DeviceSession, Participant, Site, StaffUser
 
 # Writing "last seen" on every request would make each page a write; a few minutes is precise enough.
 SEEN_EVERY = timedelta(minutes=5)
@@ -43,21 +43,24 @@ def open_session(session: Session, *, now: datetime, user_agent: str, participan
 
 
 def find_open(session: Session, model: type[Participant] | type[StaffUser], pk: int,
-              token: str) -> tuple[Participant | StaffUser, DeviceSession] | None:
-    """The account `model` #pk and the device session named by `token`, if that session is this
-    account's own and has not ended; None otherwise. One statement for both (issue 15): it runs on
-    every signed-in request."""
+              token: str) -> tuple[Participant | StaffUser, DeviceSession, Site | None] | None:
+    """The account `model` #pk, the device session named by `token` and a participant's site, if that
+    session is this account's own and has not ended; None otherwise. One statement (issue 15): it
+    runs on every signed-in request."""
     owner = DeviceSession.participant_id if model is Participant else DeviceSession.staff_id
-    found = session.exec(select(model, DeviceSession).join(DeviceSession, owner == model.id)
-                         .where(model.id == pk, DeviceSession.token_hash == token_hash(token))).first()
+    query = select(model, DeviceSession).join(DeviceSession, owner == model.id)
+    if model is Participant:
+        # The participant's site comes along: every participant page shows its phone numbers.
+        query = query.add_columns(Site).join(Site, Site.id == Participant.site_id)
+    found = session.exec(query.where(model.id == pk, DeviceSession.token_hash == token_hash(token))).first()
     if found is None:
         return None
-    account, row = found
+    account, row, site = found[0], found[1], (found[2] if model is Participant else None)
     # A device session belongs to one account: a participant's or a staff member's, never both.
     other = row.staff_id if model is Participant else row.participant_id
     if row.ended_at is not None or other is not None:
         return None
-    return account, row
+    return account, row, site
 
 
 def seen(session: Session, row: DeviceSession, now: datetime) -> None:

@@ -28,7 +28,8 @@ def me() -> Participant:
 
 
 def my_site() -> Site:
-    return db.session().get(Site, me().site_id)
+    # Loaded with the participant on each request (auth.devices.find_open); just signed in, read here.
+    return current_user.site or db.session().get(Site, me().site_id)
 
 
 def wants_fragment() -> bool:

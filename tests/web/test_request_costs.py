@@ -1,12 +1,12 @@
 """SQL statements per participant request: the today page and a check-off read each course once.
 
 Issue 15 sets at most 5 statements for the today page and 8 for a check-off. The budgets are where
-the code stands, below those: the today page reads the participant with their device session (one
-statement), their course records (one UNION) and their site; a check-off reads the participant and
-session, the course's record, inserts the log (INSERT ... ON CONFLICT DO NOTHING RETURNING), locks
-the participant's audit chain, reads its head, appends the event, and reads the site. The card it
-shows next is derived from the record it wrote against. A change that reads a course twice again,
-or reads back what it just wrote, fails here.
+the code stands, below those: the today page reads the participant with their device session and
+site (one statement) and their course records (one UNION); a check-off reads the participant, the
+course's record, inserts the log (INSERT ... ON CONFLICT DO NOTHING RETURNING), locks the
+participant's audit chain, reads its head and appends the event. The card it shows next is derived
+from the record it wrote against. A change that reads a course twice again, or reads back what it
+just wrote, fails here.
 """
 
 import re
@@ -14,8 +14,8 @@ import re
 import pytest
 from sqlalchemy import event
 
-TODAY_BUDGET = 3
-CHECKOFF_BUDGET = 7
+TODAY_BUDGET = 2
+CHECKOFF_BUDGET = 6
 
 
 @pytest.fixture
