@@ -19,7 +19,7 @@ from pathlib import Path
 import pyotp
 import pytest
 from jinja2 import BytecodeCache
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlmodel import Session
 
 from diary import audit, create_app, db, migrate
@@ -306,6 +306,20 @@ class World:
     participants: dict = field(default_factory=dict)
     courses: dict = field(default_factory=dict)
     phones: dict = field(default_factory=dict)
+
+
+@pytest.fixture
+def statements(app):
+    """Every SQL statement the app sends while the test runs (request budgets, issue 15)."""
+    seen: list[str] = []
+    engine = app.extensions["diary.engine"]
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    yield seen
+    event.remove(engine, "before_cursor_execute", count)
 
 
 @pytest.fixture

@@ -175,6 +175,18 @@ def _state_criteria(conn, scope: list, state: str | None, now: datetime, cfg: St
     return [or_(*clauses)] if clauses else [false()]
 
 
+def _kept(session: Session, scope: list, filters: Filters, now: datetime, cfg: StudyConfig):
+    """The connection, and the SQL criteria of the courses the filters keep: in `scope`, not voided
+    (a course entered in error is in the audit trail and the export, not in adherence), in the
+    state asked for, and with an open flag if only flagged ones are asked for."""
+    session.flush()
+    conn = session.connection()
+    where = [*scope, course_not_voided(), *_state_criteria(conn, scope, filters.course_state, now, cfg)]
+    if filters.flagged_only:
+        where.append(_has_open_flag())
+    return conn, where
+
+
 def _has_open_flag():
     return exists().where(Flag.participant_id == Participant.id, Flag.acknowledged_at.is_(None))
 
@@ -206,12 +218,7 @@ def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: froz
     """Every course the filters keep, for the sites in `site_ids` (None: every site) at instant `now`:
     the headline figures, the draw lists and the rows, problems first."""
     scope = _scope(site_ids, filters)
-    session.flush()
-    conn = session.connection()
-    where = [*scope, course_not_voided(), *_state_criteria(conn, scope, filters.course_state, now, cfg)]
-    if filters.flagged_only:
-        where.append(_has_open_flag())
-    # A course entered in error (voided) is in the audit trail and the export, not in adherence.
+    conn, where = _kept(session, scope, filters, now, cfg)
     records = load_records(session, *where, log_details=False)
     flags = _open_flags(conn, select(Participant.id).where(*scope).scalar_subquery())
 
@@ -265,11 +272,7 @@ def grid_page(session: Session, cfg: StudyConfig, now: datetime, site_ids: froze
     state by each zone's local date), so only the page's courses are loaded and their rows
     computed; the headline figures, which need every course, are build_grid's."""
     scope = _scope(site_ids, filters)
-    session.flush()
-    conn = session.connection()
-    where = [*scope, course_not_voided(), *_state_criteria(conn, scope, filters.course_state, now, cfg)]
-    if filters.flagged_only:
-        where.append(_has_open_flag())
+    conn, where = _kept(session, scope, filters, now, cfg)
     page = max(page, 1)
     # One row more than a page says whether there is a next one, without counting them all.
     ids = list(conn.execute(

@@ -1,21 +1,6 @@
 """What every request pays before its view (issue 15): hooks that do not apply to the requester
 are skipped, and those that do apply read the database as little as they can."""
 
-import pytest
-from sqlalchemy import event
-
-
-@pytest.fixture
-def statements(app):
-    seen: list[str] = []
-    engine = app.extensions["diary.engine"]
-
-    def count(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    yield seen
-    event.remove(engine, "before_cursor_execute", count)
 
 
 def test_a_signed_in_phone_fetching_its_files_reads_no_database(client, auth, statements):

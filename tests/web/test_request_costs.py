@@ -11,24 +11,8 @@ just wrote, fails here.
 
 import re
 
-import pytest
-from sqlalchemy import event
-
 TODAY_BUDGET = 2
 CHECKOFF_BUDGET = 6
-
-
-@pytest.fixture
-def statements(app):
-    seen: list[str] = []
-    engine = app.extensions["diary.engine"]
-
-    def count(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    yield seen
-    event.remove(engine, "before_cursor_execute", count)
 
 
 def test_the_today_page_and_a_check_off_stay_within_their_statement_budgets(client, auth, world, statements):
