@@ -18,14 +18,12 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from sqlalchemy import (
-    ARRAY,
     Boolean,
     Date,
     Float,
     Integer,
     String,
     Time,
-    any_,
     bindparam,
     case,
     cast,
@@ -76,22 +74,11 @@ def _reminder_time(value: str) -> time:
         return time(8, 0)
 
 
-def _parts(where, log_details: bool, dialect: str, by_list: bool = False) -> dict[str, tuple[list, list, object]]:
+def _parts(where, log_details: bool, dialect: str) -> dict[str, tuple[list, list, object]]:
     """kind → ([(slot type, column)], criteria, order): the selects the loader reads, each headed by
-    its course id. Facts are those of the courses `where` selects, as a sub-select, or (`by_list`)
-    of the list of course ids bound as `:ids`, once the courses are read."""
-    if by_list:
-        listed = bindparam("ids", type_=ARRAY(Integer()))
-
-        def of_courses(column):
-            return column == any_(listed)
-    else:
-        ids = select(Course.id).join(Participant, Participant.id == Course.participant_id).where(*where) \
-            .scalar_subquery()
-
-        def of_courses(column):
-            return column.in_(ids)
-
+    its course id."""
+    ids = select(Course.id).join(Participant, Participant.id == Course.participant_id).where(*where) \
+        .scalar_subquery()
     parts = {
         "course": ([(int, Course.id), (int, Course.participant_id), (int, Participant.site_id),
                     (int, Course.cycle_number), ("date", Course.start_date), (float, Course.starting_dose_mg),
@@ -102,17 +89,17 @@ def _parts(where, log_details: bool, dialect: str, by_list: bool = False) -> dic
         "decision": ([(int, DoseDecision.course_id), (int, DoseDecision.id), (int, DoseDecision.effective_day),
                       (float, DoseDecision.dose_mg), (str, DoseDecision.action),
                       ("instant", DoseChangeAck.acknowledged_at)],
-                     [of_courses(DoseDecision.course_id)], DoseDecision.id),
+                     [DoseDecision.course_id.in_(ids)], DoseDecision.id),
         "lab": ([(int, LabResult.course_id), (int, LabResult.id), (int, LabResult.course_day),
-                 (float, LabResult.plt)], [of_courses(LabResult.course_id), is_current(LabResult)], LabResult.id),
+                 (float, LabResult.plt)], [LabResult.course_id.in_(ids), is_current(LabResult)], LabResult.id),
         "symptom": ([(int, SymptomReport.course_id), (int, SymptomReport.id), (bool, SymptomReport.danger),
                      ("instant", SymptomReport.received_at)],
-                    [of_courses(SymptomReport.course_id), is_current(SymptomReport)], SymptomReport.id),
+                    [SymptomReport.course_id.in_(ids), is_current(SymptomReport)], SymptomReport.id),
         "pause": ([(int, ReviewPause.course_id), (int, ReviewPause.id), ("instant", ReviewPause.opened_at),
                    ("instant", ReviewPause.closed_at), (str, ReviewPause.cause)],
-                  [of_courses(ReviewPause.course_id)], ReviewPause.id),
+                  [ReviewPause.course_id.in_(ids)], ReviewPause.id),
     }
-    current_logs = [of_courses(DoseLog.course_id), is_current(DoseLog)]
+    current_logs = [DoseLog.course_id.in_(ids), is_current(DoseLog)]
     if log_details:
         # Retractions too: a day's newest record is the one a new record supersedes (its `heads`).
         parts["log"] = ([(int, DoseLog.course_id), (int, DoseLog.id), (int, DoseLog.course_day),
@@ -180,21 +167,16 @@ class _Plan(NamedTuple):
     union: object = None
     positions: dict | None = None
     selects: tuple = ()
-    by_list: bool = False  # the facts' selects take the course ids read first, as :ids
 
 
 def _plan(where, log_details: bool, dialect: str) -> _Plan:
-    # In bulk on PostgreSQL, facts are read by the list of course ids (= ANY(:ids)): with an IN
-    # (sub-select) its planner scans the whole dose-log table for every batch of the scheduler's
-    # tick (130 ms against 27 ms at 50,000 participants), growing faster than the study.
-    by_list = not log_details and dialect == "postgresql"
-    parts = _parts(where, log_details, dialect, by_list)
+    parts = _parts(where, log_details, dialect)
     if not log_details:
         selects = []
         for kind, (columns, criteria, order) in parts.items():
             statement = _select(kind, columns, criteria)
             selects.append(statement if order is None else statement.order_by(order))
-        return _Plan(tuple(parts), selects=tuple(selects), by_list=by_list)
+        return _Plan(tuple(parts), selects=tuple(selects))
     union, positions = _one_statement(parts)
     # Each kind's rows in id order (their second value; a course's is its participant).
     return _Plan(tuple(parts), union.order_by(literal_column("1"), literal_column("3")), positions)
@@ -212,15 +194,7 @@ def _plan_by(key: str, dialect: str) -> _Plan:
 def _fact_rows(conn, plan: _Plan, params: dict):
     """(kind, values) for every row of the plan."""
     if plan.union is None:
-        course_ids: list[int] = []
         for kind, statement in zip(plan.kinds, plan.selects, strict=True):
-            if plan.by_list and kind == "course":
-                courses = conn.execute(statement, params).all()
-                course_ids = [row[0] for row in courses]
-                yield from (("course", row) for row in courses)
-                continue
-            if plan.by_list:
-                params = {**params, "ids": course_ids}
             # In batches: each is freed before the next arrives, so tens of thousands of rows never
             # live at once (the cyclic collector would walk them again and again).
             for batch in conn.execute(statement, params).partitions(1000):
