@@ -20,11 +20,12 @@ from operator import attrgetter
 
 from sqlalchemy import and_, exists, false, func, or_, select
 from sqlmodel import Session
+from sqlmodel import select as sqlmodel_select
 
 from diary import course_record, study
 from diary.course_record import CourseRecord
-from diary.models import Course, Flag, Participant, course_not_voided
-from diary.services.course_records import load_records
+from diary.models import Course, DoseDecision, Flag, LabResult, Participant, course_not_voided
+from diary.services.course_records import is_current, load_records
 from diary.study import DoseStatus, StudyConfig
 
 COURSE_STATES = ("running", "finished", "upcoming")
@@ -292,3 +293,17 @@ def grid_page(session: Session, cfg: StudyConfig, now: datetime, site_ids: froze
             rows.append(_row(record, course_state(record, today, cfg), today, flags.get(record.participant_id, 0),
                              cfg, now, lab_grace_hours))
     return GridPage(rows=rows, page=page, has_next=has_next, course_length=cfg.course_length_days)
+
+
+def awaiting_decisions(session: Session, site_ids: frozenset[int] | None,
+                       limit: int = 200) -> list[tuple[LabResult, Participant, Course]]:
+    """Blood counts of active participants at the sites in `site_ids` (None: every site) that no
+    signed decision refers to yet, oldest first (ix_dosedecision_lab_result_id makes it a lookup)."""
+    query = (sqlmodel_select(LabResult, Participant, Course).join(Course, LabResult.course_id == Course.id)
+             .join(Participant, Course.participant_id == Participant.id)
+             .where(LabResult.course_day > 0, Participant.status == "active", is_current(LabResult),
+                    ~exists().where(DoseDecision.lab_result_id == LabResult.id))
+             .order_by(LabResult.entered_at))
+    if site_ids is not None:
+        query = query.where(Participant.site_id.in_(sorted(site_ids)))
+    return list(session.exec(query.limit(limit)).all())

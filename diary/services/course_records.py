@@ -129,29 +129,24 @@ def _select(kind: str, columns: list, criteria: list):
 
 def _one_statement(parts: dict) -> tuple[object, dict[str, list[int]]]:
     """The UNION ALL of the parts, and where each part's values sit in its rows (after the kind)."""
-    width = defaultdict(int)
-    for columns, _, _ in parts.values():
-        seen = defaultdict(int)
-        for type_, _ in columns:
-            seen[type_] += 1
-        for type_, n in seen.items():
-            width[type_] = max(width[type_], n)
-    layout = [(type_, n) for type_ in _TYPES if type_ in width for n in range(width[type_])]
-    slot = {key: 1 + i for i, key in enumerate(layout)}
+    places = {kind: _places(columns) for kind, (columns, _, _) in parts.items()}
+    types = list(_TYPES)
+    layout = sorted({place for kind_places in places.values() for place in kind_places},
+                    key=lambda place: (types.index(place[0]), place[1]))
+    slot = {place: 1 + i for i, place in enumerate(layout)}
     selects, positions = [], {}
     for number, (kind, (columns, criteria, _)) in enumerate(parts.items()):
-        used, filled = defaultdict(int), {}
-        for type_, column in columns:
-            filled[(type_, used[type_])] = type_coerce(column, _TYPES[type_])
-            used[type_] += 1
-        positions[kind] = [slot[(type_, n)] for type_, n in _places(columns)]
-        values = [filled.get(key, cast(null(), _TYPES[key[0]])) for key in layout]
+        filled = {place: type_coerce(column, _TYPES[place[0]])
+                  for place, (_, column) in zip(places[kind], columns, strict=True)}
+        positions[kind] = [slot[place] for place in places[kind]]
+        values = [filled.get(place, cast(null(), _TYPES[place[0]])) for place in layout]
         head = literal_column(str(number), Integer())
         selects.append(_select(kind, [(None, head), *((None, v) for v in values)], criteria))
     return union_all(*selects), positions
 
 
-def _places(columns: list) -> list:
+def _places(columns: list) -> list[tuple]:
+    """(slot type, n): each column is the n-th of its type in its part."""
     used, places = defaultdict(int), []
     for type_, _ in columns:
         places.append((type_, used[type_]))

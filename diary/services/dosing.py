@@ -98,20 +98,18 @@ def record_dose(
             raise DoseLogError("not_your_course")
         current = record.log(day) if 1 <= day <= cfg.course_length_days else None
         if current is not None and current.client_key == client_key:
-            return Logged(_log_by_id(session, current.id), record)  # a replay of the current record
+            return Logged(session.get(DoseLog, current.id), record)  # a replay of the current record
         values, plan = _checked(cfg, record, participant, day, outcome, client_key, source, now,
-                                         taken_at, reason, fasting, staff_id, correction_reason)
+                                taken_at, reason, fasting, staff_id, correction_reason)
     except DoseLogError:
         # A replay of a record since superseded (an offline queue sent again): the first answer stands.
-        existing = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
+        existing = _replayed(session, client_key, course_id, day)
         if existing is None:
             raise
-        if existing.course_id != course_id or existing.course_day != day:
-            raise DoseLogError("client_key_reused") from None
         return Logged(existing, load_record(session, course_id))
     if values is None:
         # A second phone, or an SMS reply after the page check-off: already recorded.
-        return Logged(_log_by_id(session, current.id), record)
+        return Logged(session.get(DoseLog, current.id), record)
 
     row = insert_once(session, DoseLog.__table__, values)
     if row is None:
@@ -119,13 +117,11 @@ def record_dose(
         # keeps one chain per day (uq_doselog_first_record, unique supersedes_id), and the loser
         # gets the winner's record back, as a replay does.
         session.expire_all()
-        raced = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
+        raced = _replayed(session, client_key, course_id, day)
         if raced is None:
             raced = _head(session, course_id, day)
             if raced is None or raced.outcome == "retracted":
                 raise DoseLogError("conflict") from None
-        if raced.course_id != course_id or raced.course_day != day:
-            raise DoseLogError("client_key_reused") from None
         return Logged(raced, load_record(session, course_id))
     log = DoseLog(**row)
     make_transient_to_detached(log)
@@ -213,8 +209,13 @@ def _checked(cfg: StudyConfig, record: CourseRecord, participant: Participant, d
     ), plan
 
 
-def _log_by_id(session: Session, log_id: int) -> DoseLog:
-    return session.get(DoseLog, log_id)
+def _replayed(session: Session, client_key: str, course_id: int, day: int) -> DoseLog | None:
+    """The record already made with `client_key`, if any; DoseLogError('client_key_reused') when it
+    was for another course day."""
+    existing = session.exec(select(DoseLog).where(DoseLog.client_key == client_key)).first()
+    if existing is not None and (existing.course_id != course_id or existing.course_day != day):
+        raise DoseLogError("client_key_reused")
+    return existing
 
 
 def _flag_doses_too_close(session: Session, cfg: StudyConfig, record: CourseRecord, participant: Participant,

@@ -5,16 +5,14 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import exists
 from sqlmodel import select
 
 from diary import clock, db
 from diary.auth import staff_required
 from diary.extensions import htmx
 from diary.inputs import bounded, id_arg
-from diary.models import COHORTS, Course, DoseDecision, LabResult, Participant, StaffUser
+from diary.models import COHORTS, Participant, StaffUser
 from diary.services import adherence, review
-from diary.services.course_records import is_current
 from diary.services.flags import FlagError, acknowledge
 from diary.services.flags import queue as flag_queue
 from diary.staff.common import bp, flag_in_scope, my_sites, page_or_fragment, study_config
@@ -71,19 +69,7 @@ def adherence_summary():
                                 lab_grace_hours=current_app.config["LAB_OVERDUE_HOURS"])
     return page_or_fragment(
         "staff/adherence_summary.html", "staff/partials/adherence_summary.html", grid=grid, filters=filters,
-        args=_filter_args(filters), awaiting=_awaiting_decisions())
-
-
-def _awaiting_decisions() -> list[tuple[LabResult, Participant, Course]]:
-    """Blood counts of active participants that no signed decision refers to yet."""
-    query = (select(LabResult, Participant, Course).join(Course, LabResult.course_id == Course.id)
-             .join(Participant, Course.participant_id == Participant.id)
-             .where(LabResult.course_day > 0, Participant.status == "active", is_current(LabResult),
-                    ~exists().where(DoseDecision.lab_result_id == LabResult.id))
-             .order_by(LabResult.entered_at))
-    if current_user.site_ids is not None:
-        query = query.where(Participant.site_id.in_(sorted(current_user.site_ids)))
-    return list(db.session().exec(query.limit(200)).all())
+        args=_filter_args(filters), awaiting=adherence.awaiting_decisions(db.session(), current_user.site_ids))
 
 
 @bp.get("/flags")
