@@ -12,12 +12,14 @@ not requests: they open their own sessions and commit them explicitly.
 from __future__ import annotations
 
 import logging
+import select
+import time
 
 from flask import Flask, current_app, g
 from flask import session as cookie_session
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlmodel import Session, create_engine
 
 from diary.models import APPEND_ONLY
@@ -37,7 +39,55 @@ def make_engine(url: str, **kw) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kw)
+    engine = create_engine(url, **kw)
+    event.listen(engine, "checkin", _note_idle_since)
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, record, _proxy) -> None:
+        _check_pooled_connection(engine.dialect, dbapi_conn, record)
+
+    return engine
+
+
+# A pooled connection idle for longer than this is pinged (one round trip) before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _note_idle_since(_dbapi_conn, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _check_pooled_connection(dialect, dbapi_conn, record) -> None:
+    """Never hand a request a pooled PostgreSQL connection that the server has closed (issue 15).
+
+    pool_pre_ping pays a round trip on every checkout; this pays one only where it can learn
+    something. A connection the server ended while it sat in the pool (a restart, a terminated
+    backend, an idle timeout) has something to read: the server's farewell, then the end of the
+    stream. A healthy idle connection has nothing to read. So a readable socket, found by a
+    zero-timeout poll without a round trip, means "discard it and connect afresh". A connection idle
+    for longer than PING_AFTER_IDLE_SECONDS is also pinged, as pool_pre_ping would do: that covers a
+    peer that vanished without a word (a host crash, a failover), which no poll can see. Within a
+    second of such a crash the database is unreachable anyway, pinged or not. Under load a
+    connection is back in use within milliseconds, so a check-off no longer pays for a ping.
+    Raising DisconnectionError makes the pool replace the connection (and check the new one)."""
+    idle_since = record.info.pop("idle_since", None)
+    if idle_since is None:
+        return  # a connection just made
+    try:
+        poll = select.poll()
+        poll.register(dbapi_conn.fileno(), select.POLLIN)
+        readable = poll.poll(0)  # data, the end of the stream, or an error: not a quiet idle socket
+    except Exception as error:  # a closed socket, a connection the driver knows is broken
+        raise DisconnectionError("the pooled connection is unusable") from error
+    if readable:
+        raise DisconnectionError("the server closed the pooled connection")
+    if time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS:
+        try:
+            alive = dialect.do_ping(dbapi_conn)
+        except Exception as error:
+            raise DisconnectionError("the pooled connection did not answer a ping") from error
+        if not alive:
+            raise DisconnectionError("the pooled connection did not answer a ping")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
