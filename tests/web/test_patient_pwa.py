@@ -70,11 +70,37 @@ def test_signing_out_tells_the_browser_to_wipe_cached_pages_and_the_offline_queu
 
 
 @pytest.mark.parametrize("path", ["/static/app.css", "/static/app.js", "/sw.js", "/manifest.webmanifest"])
-def test_files_the_browser_fetches_in_the_background_never_send_the_session_cookie(client, auth, world, path):
+def test_files_the_browser_fetches_in_the_background_never_send_the_session_cookie(client, auth, world, clock,
+                                                                                  path):
     # The service worker refreshes cached files after a page is shown; if such a response finished
     # after sign-out and carried the old session, the next sign-in failed its CSRF check.
     auth.participant("pa")
+    clock.advance(days=1)
     assert "session=" in client.get("/").headers.get("Set-Cookie", "")  # pages still refresh it
+    clock.advance(days=1)
     r = client.get(path)
     assert r.status_code == 200
     assert "Set-Cookie" not in r.headers
+
+
+def _session_cookie(response) -> str | None:
+    return next((c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")), None)
+
+
+def test_a_signed_in_phone_gets_its_session_cookie_renewed_once_a_day_not_on_every_tap(client, auth, world, clock):
+    # The cookie's expiry slides with use, a day at a time: re-sending it on every check-off only
+    # costs work and bytes down the phone's line.
+    auth.participant("pa")
+    first = client.get("/")
+    html = first.get_data(as_text=True)
+    assert _session_cookie(first) is None  # sent with the sign-in, the same day
+    base = re.search(r'action="(/courses/\d+/days/\d+)/taken"', html).group(1)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+    tap = client.post(f"{base}/taken", data={"client_key": "daily-cookie-1", "csrf_token": token},
+                      headers={"HX-Request": "true"})
+    assert tap.status_code == 200 and _session_cookie(tap) is None
+    clock.advance(days=1)
+    renewed = _session_cookie(client.get("/"))
+    assert renewed is not None and "Expires=" in renewed
+    assert _session_cookie(client.get("/")) is None
+    assert "I took it" in client.get("/").get_data(as_text=True)  # still signed in, on the renewed cookie
