@@ -21,11 +21,13 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app, has_app_context
+from sqlalchemy import bindparam, text
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
-from sqlalchemy import text
 from sqlmodel import Session, select
 
 from diary.models import APPEND_ONLY, AuditEvent
@@ -179,18 +181,17 @@ def record(
     chain = chain_of(site_id=site_id, participant_id=participant_id)
     entity_id = None if entity_id is None else str(entity_id)
     session.flush()  # the clinical row this event names must be readable for its fingerprint
-    if session.get_bind().dialect.name == "postgresql":
-        # Held to the end of the transaction: the next append to this chain reads this head.
-        session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_lock_id(chain)))
-    else:
-        # SQLite has one writer at a time: take the write lock before reading the head, so a
-        # concurrent append cannot read the same head (the UNIQUE (chain, prev_hash) would refuse it).
-        session.exec(text("UPDATE auditevent SET chain = chain WHERE 1 = 0"))
+    conn = session.connection()
+    lock, head, append = _statements(conn.dialect.name)
+    # PostgreSQL: a transaction-level advisory lock on this chain, held to the end of the
+    # transaction, so the next append to this chain reads this head. SQLite has one writer at a
+    # time: take the write lock before reading the head, so a concurrent append cannot read the
+    # same head (the UNIQUE (chain, prev_hash) would refuse it).
+    conn.execute(lock, {"k": _lock_id(chain)} if conn.dialect.name == "postgresql" else {})
     # Stored as UTC and read back as UTC: hash the same form, or a local-time instant
     # (+08:00) would never verify.
     at = (at or utc_now()).astimezone(UTC)
-    last = session.exec(select(AuditEvent.hash).where(AuditEvent.chain == chain)
-                        .order_by(AuditEvent.id.desc()).limit(1)).first()
+    last = conn.execute(head, {"chain": chain}).scalar()
     event = AuditEvent(
         at=at,
         actor=actor,
@@ -208,9 +209,22 @@ def record(
         else _stored_row_hash(session, entity, entity_id),
     )
     event.hash = _digest(event)
-    session.add(event)
-    session.flush()
+    # One INSERT, not a unit-of-work flush: the event is written now, and returned detached.
+    event.id = conn.execute(append, {name: getattr(event, name) for name in _COLUMNS}).scalar_one()
     return event
+
+
+_COLUMNS = tuple(c.name for c in AuditEvent.__table__.c if c.name != "id")
+
+
+@lru_cache(maxsize=4)
+def _statements(dialect: str) -> tuple:
+    """The chain lock, the chain's head and the append, built once (record runs on every write)."""
+    lock = text("SELECT pg_advisory_xact_lock(:k)") if dialect == "postgresql" else \
+        text("UPDATE auditevent SET chain = chain WHERE 1 = 0")
+    table = AuditEvent.__table__
+    head = sa_select(table.c.hash).where(table.c.chain == bindparam("chain")).order_by(table.c.id.desc()).limit(1)
+    return lock, head, sa_insert(table).returning(table.c.id)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from diary.crypto import token_hash
@@ -42,17 +43,24 @@ def open_session(session: Session, *, now: datetime, user_agent: str, participan
     return token
 
 
-def find_open(session: Session, model: type[Participant] | type[StaffUser], pk: int,
-              token: str) -> tuple[Participant | StaffUser, DeviceSession, Site | None] | None:
-    """The account `model` #pk, the device session named by `token` and a participant's site, if that
-    session is this account's own and has not ended; None otherwise. One statement (issue 15): it
-    runs on every signed-in request."""
+@cache
+def _open_query(model: type[Participant] | type[StaffUser]):
+    """find_open's statement, built once per model: it runs on every signed-in request, and a
+    statement built afresh each time is built and keyed for the compiled cache each time too."""
     owner = DeviceSession.participant_id if model is Participant else DeviceSession.staff_id
     query = select(model, DeviceSession).join(DeviceSession, owner == model.id)
     if model is Participant:
         # The participant's site comes along: every participant page shows its phone numbers.
         query = query.add_columns(Site).join(Site, Site.id == Participant.site_id)
-    found = session.exec(query.where(model.id == pk, DeviceSession.token_hash == token_hash(token))).first()
+    return query.where(model.id == bindparam("pk"), DeviceSession.token_hash == bindparam("token"))
+
+
+def find_open(session: Session, model: type[Participant] | type[StaffUser], pk: int,
+              token: str) -> tuple[Participant | StaffUser, DeviceSession, Site | None] | None:
+    """The account `model` #pk, the device session named by `token` and a participant's site, if that
+    session is this account's own and has not ended; None otherwise. One statement (issue 15): it
+    runs on every signed-in request."""
+    found = session.exec(_open_query(model), params={"pk": pk, "token": token_hash(token)}).first()
     if found is None:
         return None
     account, row, site = found[0], found[1], (found[2] if model is Participant else None)
