@@ -180,15 +180,21 @@ def _translate_templates_per_render(app: Flask) -> None:
     up once per rendered template rather than once per string (issue 15). flask_babel's own
     callables find the request context, the locale and the catalogue for each of a page's ~30
     strings: a seventh of a check-off's Python work. A render does not straddle a change of locale
-    (force_locale), so one look-up per render gives the same text."""
+    (force_locale wraps no template), so one look-up per render gives the same text. The look-up
+    is kept with the request it was made for: a macro module imported without context is cached
+    across requests, and must not carry one person's language into another's page."""
+    from flask import has_request_context
     from flask_babel import get_translations
     from jinja2 import pass_context
 
     def catalogue(context):
-        found = context.__dict__.get("_diary_translations")
-        if found is None:
-            found = context._diary_translations = get_translations()
-        return found
+        if not has_request_context():
+            return get_translations()
+        owner = request._get_current_object()
+        kept = context.__dict__.get("_diary_catalogue")
+        if kept is None or kept[0] is not owner:
+            kept = context._diary_catalogue = (owner, get_translations())
+        return kept[1]
 
     app.jinja_env.install_gettext_callables(
         gettext=pass_context(lambda context, s: catalogue(context).ugettext(s)),

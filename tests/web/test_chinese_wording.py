@@ -199,3 +199,16 @@ def test_a_list_on_a_chinese_page_is_joined_with_the_enumeration_comma(app):
         assert list_join(["出血", "瘀青"]) == "出血、瘀青"
     with app.test_request_context(), force_locale("en"):
         assert list_join(["bleeding", "bruising"]) == "bleeding, bruising"
+
+
+def test_each_page_is_in_its_own_readers_language_when_readers_of_both_languages_take_turns(app, world):
+    # Templates look their language up once per render (diary._translate_templates_per_render); a
+    # look-up kept from one person's page must never show up on the next person's.
+    chinese, english = app.test_client(), app.test_client()
+    chinese.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN,zh;q=0.9"
+    english.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    for _turn in range(3):
+        zh = chinese.get("/login").get_data(as_text=True)
+        en = english.get("/login").get_data(as_text=True)
+        assert "服药日记" in zh and "Medicine diary" not in zh
+        assert "Medicine diary" in en and "服药日记" not in en
