@@ -186,6 +186,7 @@ def _translate_templates_per_render(app: Flask) -> None:
     from flask import has_request_context
     from flask_babel import get_translations
     from jinja2 import pass_context
+    from markupsafe import Markup
 
     def catalogue(context):
         if not has_request_context():
@@ -196,13 +197,41 @@ def _translate_templates_per_render(app: Flask) -> None:
             kept = context._diary_catalogue = (owner, get_translations())
         return kept[1]
 
-    app.jinja_env.install_gettext_callables(
-        gettext=pass_context(lambda context, s: catalogue(context).ugettext(s)),
-        ngettext=pass_context(lambda context, s, p, n: catalogue(context).ungettext(s, p, n)),
-        pgettext=pass_context(lambda context, c, s: catalogue(context).upgettext(c, s)),
-        npgettext=pass_context(lambda context, c, s, p, n: catalogue(context).unpgettext(c, s, p, n)),
-        newstyle=True,
-    )
+    # Jinja's new-style semantics (autoescaped Markup, always %-formatted, `num` and `context`
+    # among the values), called directly: `_` no longer resolves `gettext` by name and goes
+    # through a second wrapper for each string.
+    def formatted(context, text, variables):
+        # As Jinja does: the catalogue's text is the app's own, so it is markup; the values put
+        # into it are escaped by Markup's %.
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables  # noqa: S704
+
+    @pass_context
+    def gettext(context, string, **variables):
+        text = catalogue(context).ugettext(string)
+        return formatted(context, text, variables)
+
+    @pass_context
+    def ngettext(context, singular, plural, num, **variables):
+        variables.setdefault("num", num)
+        text = catalogue(context).ungettext(singular, plural, num)
+        return formatted(context, text, variables)
+
+    @pass_context
+    def pgettext(context, string_ctx, string, **variables):
+        variables.setdefault("context", string_ctx)
+        text = catalogue(context).upgettext(string_ctx, string)
+        return formatted(context, text, variables)
+
+    @pass_context
+    def npgettext(context, string_ctx, singular, plural, num, **variables):
+        variables.setdefault("context", string_ctx)
+        variables.setdefault("num", num)
+        text = catalogue(context).unpgettext(string_ctx, singular, plural, num)
+        return formatted(context, text, variables)
+
+    app.jinja_env.newstyle_gettext = True
+    app.jinja_env.globals.update(_=gettext, gettext=gettext, ngettext=ngettext, pgettext=pgettext,
+                                 npgettext=npgettext)
 
 
 def _select_timezone() -> str | None:

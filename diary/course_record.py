@@ -313,21 +313,26 @@ class CourseDay:
 
 
 def course_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[CourseDay]:
-    statuses = day_statuses(record, cfg, now)
-    mg = doses(record, cfg)
-    today = study.local_date(now, record.tz)
-    days = []
-    for index, status in enumerate(statuses):
-        day = index + 1
-        on = record.day1 + timedelta(days=index)
-        limit = cutoff(record, day, cfg)
-        days.append(CourseDay(
-            day=day, date=on, dose_mg=mg[index], tablets=study.tablet_count(mg[index], cfg), status=status,
-            draw_day=study.is_draw_day(day, cfg), log=record.log(day),
-            may_log=status is not DoseStatus.ENDED and today >= on and now < limit,
-            cutoff=limit,
-        ))
-    return days
+    statuses, mg, today = day_statuses(record, cfg, now), doses(record, cfg), study.local_date(now, record.tz)
+    return [_course_day(record, cfg, now, index + 1, status, mg[index], today) for index, status in enumerate(statuses)]
+
+
+def course_day(record: CourseRecord, cfg: StudyConfig, now: datetime, day: int) -> CourseDay:
+    """Day `day` of course_days, without building the other days (a check-off shows one card)."""
+    return _course_day(record, cfg, now, day, day_statuses(record, cfg, now)[day - 1], doses(record, cfg)[day - 1],
+                       study.local_date(now, record.tz))
+
+
+def _course_day(record: CourseRecord, cfg: StudyConfig, now: datetime, day: int, status: DoseStatus, mg: float,
+                today: date) -> CourseDay:
+    on = record.day1 + timedelta(days=day - 1)
+    limit = cutoff(record, day, cfg)
+    return CourseDay(
+        day=day, date=on, dose_mg=mg, tablets=study.tablet_count(mg, cfg), status=status,
+        draw_day=study.is_draw_day(day, cfg), log=record.log(day),
+        may_log=status is not DoseStatus.ENDED and today >= on and now < limit,
+        cutoff=limit,
+    )
 
 
 class ClosePair(NamedTuple):

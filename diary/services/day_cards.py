@@ -119,7 +119,7 @@ def load_card(session: Session, participant: Participant, course_id: int, day: i
 
 def card(record: CourseRecord, day: int, now: datetime, tz: str, cfg: StudyConfig) -> DayCard:
     """Day `day`'s card of a course record."""
-    return card_for(record, course_record.course_days(record, cfg, now)[day - 1], now, tz, cfg)
+    return card_for(record, course_record.course_day(record, cfg, now, day), now, tz, cfg)
 
 
 def today_view(session: Session, participant: Participant, cfg: StudyConfig, now: datetime) -> TodayView:
