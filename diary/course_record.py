@@ -352,9 +352,13 @@ def doses_too_close(record: CourseRecord, cfg: StudyConfig) -> list[ClosePair]:
     return pairs
 
 
-def missed_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[int]:
-    """Prescribed days nothing was logged for by the cutoff (paused and held days never are)."""
-    return [i + 1 for i, s in enumerate(day_statuses(record, cfg, now)) if s is DoseStatus.MISSED]
+def missed_days(record: CourseRecord, cfg: StudyConfig, now: datetime,
+                statuses: list[DoseStatus] | None = None) -> list[int]:
+    """Prescribed days nothing was logged for by the cutoff (paused and held days never are);
+    `statuses`: the record's day_statuses at `now`, where the caller has them already."""
+    if statuses is None:
+        statuses = day_statuses(record, cfg, now)
+    return [i + 1 for i, s in enumerate(statuses) if s is DoseStatus.MISSED]
 
 
 class Counts(NamedTuple):
