@@ -11,7 +11,9 @@ nothing and double nothing.
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,16 +82,21 @@ def running_batches(session: Session, jobs: Jobs, now: datetime,
     query for the ids, then the loader's queries per batch. Only one batch is in memory at a time.
     A course that starts or stops matching between the two is planned for on the next tick."""
     batch = batch or BATCH
-    ids = session.exec(select(Course.id, Course.participant_id)
-                       .join(Participant, Participant.id == Course.participant_id)
-                       .where(*_window(jobs, now)).order_by(Course.id)).all()
-    for start in range(0, len(ids), batch):
-        chunk = ids[start:start + batch]
+    # Two arrays of machine integers, not a list of 50,000 rows: the cyclic collector walks every
+    # row of a list at each full collection of the tick (several at 50,000 participants), an array never.
+    courses, people = array("q"), array("q")
+    for course_id, participant_id in session.exec(
+            select(Course.id, Course.participant_id).join(Participant, Participant.id == Course.participant_id)
+            .where(*_window(jobs, now)).order_by(Course.id)):
+        courses.append(course_id)
+        people.append(participant_id)
+    for start in range(0, len(courses), batch):
+        end = min(start + batch, len(courses)) - 1
         # The participants' id range too: it changes no result, but lets PostgreSQL read them by index
         # instead of scanning every participant for every batch.
-        people = [pid for _, pid in chunk]
-        yield load_running(session, jobs, now, Course.id >= chunk[0][0], Course.id <= chunk[-1][0],
-                           Participant.id >= min(people), Participant.id <= max(people))
+        chunk = people[start:end + 1]
+        yield load_running(session, jobs, now, Course.id >= courses[start], Course.id <= courses[end],
+                           Participant.id >= min(chunk), Participant.id <= max(chunk))
 
 
 def existing(session: Session, column, keys: list[str]) -> set[str]:
@@ -202,10 +209,15 @@ def plan_reminders(session: Session, jobs: Jobs, now: datetime,
                    running: list[Running] | None = None) -> int:
     """Queue every participant reminder due at `now` that is not queued yet; returns how many."""
     running = load_running(session, jobs, now) if running is None else running
+    return insert_ignoring_duplicates(session, reminder_rows(session, jobs, now, running))
+
+
+def reminder_rows(session: Session, jobs: Jobs, now: datetime, running: list[Running]) -> list[dict]:
+    """The outbox rows (REMINDER_COLUMNS) of the reminders of `running` due at `now` and not queued yet."""
     candidates = [(course, due, due.dedupe_key) for course in running if course.sms_opt_in
                   for due in reminders.due_reminders(course.record, jobs.cfg, now, course.statuses)]
     if not candidates:
-        return 0
+        return []
     known = existing(session, Message.dedupe_key, [key for _, _, key in candidates])
     phones = dict(session.exec(select(Site.id, Site.phone)).all())
     rows = []
@@ -228,7 +240,63 @@ def plan_reminders(session: Session, jobs: Jobs, now: datetime,
             "status": "queued", "not_before": due.not_before, "expires_at": due.expires_at,
             "attempts": 0, "created_at": now,
         })
-    return insert_ignoring_duplicates(session, rows)
+    return rows
+
+
+class ReminderWriter:
+    """Writes each batch's reminder rows (insert_ignoring_duplicates, then commit) for `_plan`.
+
+    On PostgreSQL a worker thread writes them through a connection of its own while the planner
+    reads and works out the next batch, so the server inserts one batch while the next is loaded
+    (the insert is a third of a peak tick). At most one batch is in flight: `write` first waits
+    for the previous one. On SQLite, which has one writer, the rows are written at once in the
+    planner's session. Every row is still written under its unique key in a committed
+    transaction of its own batch, as before."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.inserted = 0
+        self.failed = False
+        engine = session.get_bind()
+        self._engine = engine
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="plan-writer") \
+            if engine.dialect.name == "postgresql" else None
+        self._pending: Future | None = None
+
+    def write(self, rows: list[dict]) -> None:
+        """Write `rows`, now or in the background; an error of this batch is raised here only
+        when written at once (else logged and reported by `failed`)."""
+        if self._pool is None:
+            self.inserted += insert_ignoring_duplicates(self.session, rows)
+            self.session.commit()
+            return
+        self._collect()
+        if rows:
+            self._pending = self._pool.submit(self._insert, rows)
+
+    def _insert(self, rows: list[dict]) -> int:
+        with Session(self._engine) as session:
+            inserted = insert_ignoring_duplicates(session, rows)
+            session.commit()
+            return inserted
+
+    def _collect(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            self.inserted += pending.result()
+        except Exception:
+            log.exception("scheduler job reminders failed")
+            self.failed = True
+
+    def __enter__(self) -> ReminderWriter:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._collect()
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 def raise_dose_flags(session: Session, jobs: Jobs, now: datetime,

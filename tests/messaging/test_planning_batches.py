@@ -49,3 +49,24 @@ def test_a_reminder_written_in_bulk_keeps_its_template_parameters_and_instants(s
     with app.app_context():
         assert texts.render(row.template, row.language, **row.template_params) == row.body
     assert row.not_before.tzinfo is not None and row.not_before <= row.expires_at
+
+
+def test_a_batch_whose_reminders_cannot_be_written_is_reported_and_the_other_batches_are_written(
+        sms, enrol, monkeypatch):
+    monkeypatch.setattr(planning, "BATCH", 1)
+    enrolled = [enrol(day1=date(2026, 11, 30)) for _ in range(3)]
+    write = planning.insert_ignoring_duplicates
+    doomed = enrolled[1][1].id
+
+    def failing(session, rows):
+        if any(row["course_id"] == doomed for row in rows):
+            raise RuntimeError("the database went away")
+        return write(session, rows)
+
+    monkeypatch.setattr(planning, "insert_ignoring_duplicates", failing)
+
+    summary = sms.tick()
+
+    assert summary["reminders"] == "error"
+    ours = {course.id for _, course, _ in enrolled}
+    assert {m.course_id for m in sms.outbox() if m.course_id in ours} == ours - {doomed}
