@@ -357,9 +357,13 @@ def doses_too_close(record: CourseRecord, cfg: StudyConfig) -> list[ClosePair]:
     return pairs
 
 
-def missed_days(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[int]:
-    """Prescribed days nothing was logged for by the cutoff (paused and held days never are)."""
-    return [i + 1 for i, s in enumerate(day_statuses(record, cfg, now)) if s is DoseStatus.MISSED]
+def missed_days(record: CourseRecord, cfg: StudyConfig, now: datetime,
+                statuses: list[DoseStatus] | None = None) -> list[int]:
+    """Prescribed days nothing was logged for by the cutoff (paused and held days never are);
+    `statuses`: the record's day_statuses at `now`, where the caller has them already."""
+    if statuses is None:
+        statuses = day_statuses(record, cfg, now)
+    return [i + 1 for i, s in enumerate(statuses) if s is DoseStatus.MISSED]
 
 
 class Counts(NamedTuple):
@@ -486,22 +490,39 @@ def draw_state(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hour
     pending while it lies within `ahead_days` of today and its window is not past."""
     if record.participant_status != "active":
         return _NO_DRAWS
+    candidates = _draws_due(record.day1, record.tz, cfg.draw_days, cfg.draw_window_days, grace_hours, now,
+                            ahead_days)
+    if not candidates:
+        return _NO_DRAWS
     last = ended_on(record)
     done = draws_done(record, cfg)
-    today = _local_date(now, record.tz)
-    soon = today + timedelta(days=ahead_days)
-    window = timedelta(days=cfg.draw_window_days)
     overdue, pending = [], []
-    for day, on, overdue_from in _draw_calendar(record.day1, record.tz, cfg.draw_days, cfg.draw_window_days,
-                                                grace_hours):
+    for day, on, is_overdue in candidates:
         if day in done:
             continue
-        if overdue_from <= now:
+        if is_overdue:
             if last is None or on <= last:
                 overdue.append(day)
-        elif on <= soon and on + window >= today:
+        else:
             pending.append(day)
     return DrawState(tuple(overdue), tuple(pending)) if overdue or pending else _NO_DRAWS
+
+
+@lru_cache(maxsize=4096)
+def _draws_due(day1: date, tz: str, draw_days: tuple[int, ...], window: int, grace_hours: float, now: datetime,
+               ahead_days: int) -> tuple[tuple[int, date, bool], ...]:
+    """(draw day, its date, whether overdue) of the planned draws `draw_state` reports at `now` if their count
+    is missing: the calendar part, shared by the courses of a grid or a tick that start on the same date."""
+    today = _local_date(now, tz)
+    soon = today + timedelta(days=ahead_days)
+    span = timedelta(days=window)
+    due = []
+    for day, on, overdue_from in _draw_calendar(day1, tz, draw_days, window, grace_hours):
+        if overdue_from <= now:
+            due.append((day, on, True))
+        elif on <= soon and on + span >= today:
+            due.append((day, on, False))
+    return tuple(due)
 
 
 def overdue_draws(record: CourseRecord, cfg: StudyConfig, now: datetime, grace_hours: float) -> list[int]:

@@ -104,15 +104,18 @@ def send_window(at: datetime, expires_at: datetime, now: datetime, tz: str,
     return not_before if not_before < expires_at else None
 
 
-def due_reminders(record: CourseRecord, cfg: StudyConfig, now: datetime) -> list[Due]:
-    """The reminders of this course whose time has come at `now` and that are still useful.
+def due_reminders(record: CourseRecord, cfg: StudyConfig, now: datetime,
+                  statuses: list[DoseStatus] | None = None) -> list[Due]:
+    """The reminders of this course whose time has come at `now` and that are still useful
+    (`statuses`: the course's day_statuses at `now`, if the caller has them already).
 
     Only today's and tomorrow's course days can have one (every reminder expires by the end
     of its local day)."""
     timely = _timely(now, record, cfg)
     if not timely:
         return []
-    statuses = course_record.day_statuses(record, cfg, now)
+    if statuses is None:
+        statuses = course_record.day_statuses(record, cfg, now)
     due = [Due(kind, record.course_id, day, at, not_before, expires_at)
            for kind, day, at, not_before, expires_at in timely
            if still_useful(kind, day, record, cfg, now, statuses)]

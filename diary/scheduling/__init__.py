@@ -64,31 +64,46 @@ def _job(session: Session, summary: dict, name: str, work) -> None:
 
 def _plan(session: Session, summary: dict, jobs: Jobs, now: datetime) -> None:
     """Reminders and dose flags, batch by batch of running courses (planning.running_batches),
-    each batch committed: memory stays that of one batch however many participants there are.
+    each batch committed: memory stays that of one batch (two, while the previous one's reminders
+    are written) however many participants there are.
     A failing job (or batch) is logged and reported; the others still run."""
     counts = {"courses": 0, "reminders": 0, "flags": 0}
     failed: set[str] = set()
     batches = planning.running_batches(session, jobs, now)
-    while True:
-        try:
-            running = next(batches, None)
-        except Exception:
-            log.exception("scheduler job courses failed")
-            session.rollback()
-            failed.add("courses")
-            break
-        if running is None:
-            break
-        counts["courses"] += len(running)
-        for name, work in (("reminders", planning.plan_reminders), ("flags", planning.raise_dose_flags)):
+
+    def plan(running: list[planning.Running]) -> None:
+        rows = planning.reminder_rows(session, jobs, now, running)
+        session.commit()  # the read ends here: the writer may use a connection of its own
+        writer.write(rows)
+
+    def flag(running: list[planning.Running]) -> None:
+        counts["flags"] += planning.raise_dose_flags(session, jobs, now, running)
+
+    # On PostgreSQL one batch's reminders are written while the next batch is read (ReminderWriter).
+    with planning.ReminderWriter(session) as writer:
+        while True:
             try:
-                counts[name] += work(session, jobs, now, running)
-                session.commit()
+                running = next(batches, None)
             except Exception:
-                log.exception("scheduler job %s failed", name)
+                log.exception("scheduler job courses failed")
                 session.rollback()
-                failed.add(name)
-        del running  # before the next batch is loaded
+                failed.add("courses")
+                break
+            if running is None:
+                break
+            counts["courses"] += len(running)
+            for name, work in (("reminders", plan), ("flags", flag)):
+                try:
+                    work(running)
+                    session.commit()
+                except Exception:
+                    log.exception("scheduler job %s failed", name)
+                    session.rollback()
+                    failed.add(name)
+            del running  # before the next batch is loaded
+    counts["reminders"] = writer.inserted
+    if writer.failed:
+        failed.add("reminders")
     summary.update({name: "error" if name in failed else n for name, n in counts.items()})
 
 

@@ -36,3 +36,37 @@ def test_a_reminder_two_schedulers_both_decide_to_queue_is_queued_once(sms, enro
 
     assert first["reminders"] > 0 and second["reminders"] == 0
     assert [m.dedupe_key for m in sms.outbox() if m.course_id == course.id] == [f"dose:{course.id}:2"]
+
+
+def test_a_reminder_written_in_bulk_keeps_its_template_parameters_and_instants(sms, enrol, app):
+    from diary.messaging import texts
+
+    _, course, _ = enrol(day1=date(2026, 11, 30))
+    sms.tick()
+
+    [row] = [m for m in sms.outbox() if m.course_id == course.id]
+    assert row.template and isinstance(row.template_params, dict)
+    with app.app_context():
+        assert texts.render(row.template, row.language, **row.template_params) == row.body
+    assert row.not_before.tzinfo is not None and row.not_before <= row.expires_at
+
+
+def test_a_batch_whose_reminders_cannot_be_written_is_reported_and_the_other_batches_are_written(
+        sms, enrol, monkeypatch):
+    monkeypatch.setattr(planning, "BATCH", 1)
+    enrolled = [enrol(day1=date(2026, 11, 30)) for _ in range(3)]
+    write = planning.insert_ignoring_duplicates
+    doomed = enrolled[1][1].id
+
+    def failing(session, rows):
+        if any(row["course_id"] == doomed for row in rows):
+            raise RuntimeError("the database went away")
+        return write(session, rows)
+
+    monkeypatch.setattr(planning, "insert_ignoring_duplicates", failing)
+
+    summary = sms.tick()
+
+    assert summary["reminders"] == "error"
+    ours = {course.id for _, course, _ in enrolled}
+    assert {m.course_id for m in sms.outbox() if m.course_id in ours} == ours - {doomed}
