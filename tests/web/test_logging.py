@@ -192,10 +192,8 @@ def _contains(text: str, word: str) -> bool:
     return word in text
 
 
-@pytest.mark.any_db
-def test_gunicorn_workers_log_through_the_one_configuration(database_url, tmp_path):
-    """Under gunicorn, where nothing configured logging before, every line comes out as JSON, the
-    app's with their request ids."""
+def _serve_one_request(database_url: str, tmp_path, *extra: str):
+    """Run gunicorn with the repository's gunicorn.conf.py, GET /login once, stop it; its stderr lines."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -204,7 +202,7 @@ def test_gunicorn_workers_log_through_the_one_configuration(database_url, tmp_pa
     err = tmp_path / "stderr.txt"
     with err.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{port}",
-                                 "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+                                 *extra, "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         # gunicorn listens once the app is built (preload_app): up to a minute on a busy machine.
         for _ in range(600):
@@ -219,11 +217,27 @@ def test_gunicorn_workers_log_through_the_one_configuration(database_url, tmp_pa
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
-    lines = [line for line in err.read_text().splitlines() if line.strip()]
+    return [line for line in err.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.any_db
+def test_gunicorn_workers_log_through_the_one_configuration(database_url, tmp_path):
+    """Under gunicorn, where nothing configured logging before, every line comes out as JSON, the
+    app's with their request ids."""
+    lines = _serve_one_request(database_url, tmp_path)
     ours = [json.loads(line) for line in lines]  # every line, gunicorn's own too (gunicorn.conf.py)
     assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["msg"] for line in ours)
     assert any(line["logger"] == "diary.access" and line["request_id"] == "gunicorn-probe-1"
                and line["endpoint"] == "auth.participant_login" and line["process"] == "web" for line in ours), ours
+
+
+@pytest.mark.any_db
+def test_gunicorns_own_access_log_is_written_when_an_operator_asks_for_one(database_url, tmp_path):
+    # gunicorn builds its access line only for --access-logfile (gunicorn.conf.py); asked for, it is there.
+    access = tmp_path / "access.log"
+    lines = _serve_one_request(database_url, tmp_path, "--access-logfile", str(access))
+    assert any(json.loads(line)["logger"] == "diary.access" for line in lines)
+    assert '"GET /login HTTP/1.1" 200' in access.read_text()
 
 
 @pytest.mark.any_db
