@@ -220,7 +220,9 @@ def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: froz
     the headline figures, the draw lists and the rows, problems first."""
     scope = _scope(site_ids, filters)
     conn, where = _kept(session, scope, filters, now, cfg)
-    records = load_records(session, *where, log_details=False)
+    # Every course but the voided: the loader reads each kind of fact in one scan.
+    whole_study = not (scope or filters.course_state or filters.flagged_only)
+    records = load_records(session, *where, log_details=False, whole_study=whole_study)
     flags = _open_flags(conn, select(Participant.id).where(*scope).scalar_subquery())
 
     rows: list[CourseRow] = []
