@@ -65,12 +65,19 @@ _TYPES = {int: Integer(), float: Float(), str: String(), "date": Date(), "time":
           "instant": UTCDateTime(), bool: Boolean()}
 
 
-def is_current(model):
-    """SQL: the row nothing supersedes (the Python form is course_record.current)."""
+def is_current(model, listed: bool = False):
+    """SQL: the row nothing supersedes (the Python form is course_record.current).
+
+    `listed`: the same rule as "not in the list of superseded ids", which SQLite builds once per
+    statement instead of probing the index once per row; for a statement that reads a whole table
+    on SQLite only (PostgreSQL may re-scan that list for every row when it expects it to be large)."""
     newer = aliased(model)
+    if listed:
+        return model.id.not_in(select(newer.supersedes_id).where(newer.supersedes_id.is_not(None)))
     return ~exists().where(newer.supersedes_id == model.id)
 
 
+@lru_cache(maxsize=256)  # participants share a handful of reminder times
 def _reminder_time(value: str) -> time:
     try:
         return time.fromisoformat(value)
@@ -82,6 +89,8 @@ def _parts(where, log_details: bool, dialect: str, whole_study: bool = False) ->
     """kind → ([(slot type, column)], criteria, order): the selects the loader reads, each headed by
     its course id. Facts are those of the courses `where` selects, as a sub-select; or, for a
     `whole_study` load, of every course (the loader drops those of courses `where` leaves out)."""
+    # A whole table on SQLite: the superseded ids as one list (is_current).
+    listed = whole_study and dialect == "sqlite"
     if whole_study:
         def of_courses(column):
             return true()
@@ -104,15 +113,16 @@ def _parts(where, log_details: bool, dialect: str, whole_study: bool = False) ->
                       ("instant", DoseChangeAck.acknowledged_at)],
                      [of_courses(DoseDecision.course_id)], DoseDecision.id),
         "lab": ([(int, LabResult.course_id), (int, LabResult.id), (int, LabResult.course_day),
-                 (float, LabResult.plt)], [of_courses(LabResult.course_id), is_current(LabResult)], LabResult.id),
+                 (float, LabResult.plt)],
+                [of_courses(LabResult.course_id), is_current(LabResult, listed)], LabResult.id),
         "symptom": ([(int, SymptomReport.course_id), (int, SymptomReport.id), (bool, SymptomReport.danger),
                      ("instant", SymptomReport.received_at)],
-                    [of_courses(SymptomReport.course_id), is_current(SymptomReport)], SymptomReport.id),
+                    [of_courses(SymptomReport.course_id), is_current(SymptomReport, listed)], SymptomReport.id),
         "pause": ([(int, ReviewPause.course_id), (int, ReviewPause.id), ("instant", ReviewPause.opened_at),
                    ("instant", ReviewPause.closed_at), (str, ReviewPause.cause)],
                   [of_courses(ReviewPause.course_id)], ReviewPause.id),
     }
-    current_logs = [of_courses(DoseLog.course_id), is_current(DoseLog)]
+    current_logs = [of_courses(DoseLog.course_id), is_current(DoseLog, listed)]
     if log_details:
         # Retractions too: a day's newest record is the one a new record supersedes (its `heads`).
         parts["log"] = ([(int, DoseLog.course_id), (int, DoseLog.id), (int, DoseLog.course_day),
@@ -121,16 +131,15 @@ def _parts(where, log_details: bool, dialect: str, whole_study: bool = False) ->
                          (str, DoseLog.client_key), (float, DoseLog.dose_mg), (int, DoseLog.tablets)],
                         current_logs, DoseLog.id)
     else:
-        # One row per course, not one per log (the grid's 8,000 courses have ~90,000): "3,4,6|ttn",
-        # the days and each day's outcome as a letter, in one order (both aggregates read the rows
-        # in the same order); the loader turns the two into a dict in C.
+        # One row per course, not one per log (the grid's 8,000 courses have ~90,000): its days,
+        # "3,4,6", and each day's outcome as a letter, "ttn" (two aggregates of one group read its
+        # rows in one order); the loader zips the two into a dict in C.
         def joined(value, separator):
             return func.string_agg(value, separator) if dialect == "postgresql" else \
                 func.group_concat(value, separator)
 
-        packed = joined(cast(DoseLog.course_day, String), ",") + "|" + \
-            joined(case((DoseLog.outcome == "taken", "t"), else_="n"), "")
-        parts["packed"] = ([(int, DoseLog.course_id), (str, packed)],
+        parts["packed"] = ([(int, DoseLog.course_id), (str, joined(cast(DoseLog.course_day, String), ",")),
+                            (str, joined(case((DoseLog.outcome == "taken", "t"), else_="n"), ""))],
                            [*current_logs, DoseLog.outcome != "retracted"], None)
     return parts
 
@@ -271,8 +280,8 @@ def _records(conn, plan: _Plan, params: dict) -> dict[int, CourseRecord]:
             reports[course_id].append(SymptomFact(*fact))
         else:
             pauses[course_id].append(PauseFact(*fact))
-    return {course[0]: _record(course, decisions, signed, labs, reports, pauses,
-                               {day: log.outcome for day, log in logs.get(course[0], {}).items()},
+    facts = [{cid: tuple(items) for cid, items in kind.items()} for kind in (decisions, signed, labs, reports, pauses)]
+    return {course[0]: _record(course, *facts, {day: log.outcome for day, log in logs.get(course[0], {}).items()},
                                logs.get(course[0], {}), heads.get(course[0], {}))
             for course in courses}
 
@@ -309,8 +318,7 @@ def _bulk_records(conn, selects: dict) -> dict[int, CourseRecord]:
               _grouped(conn, selects["pause"])}
     outcome_of = _OUTCOME_CODES.__getitem__
     outcomes = {}
-    for course_id, packed in chain.from_iterable(conn.execute(selects["packed"]).partitions(1000)):
-        days, codes = packed.split("|")
+    for course_id, days, codes in chain.from_iterable(conn.execute(selects["packed"]).partitions(1000)):
         outcomes[course_id] = dict(zip(map(int, days.split(",")), map(outcome_of, codes), strict=True))
     return {course[0]: _record(course, decisions, signed, labs, reports, pauses,
                                outcomes.get(course[0], _NONE), None, None)
@@ -319,14 +327,14 @@ def _bulk_records(conn, selects: dict) -> dict[int, CourseRecord]:
 
 def _record(course, decisions: dict, signed: dict, labs: dict, reports: dict, pauses: dict,
             outcomes: dict[int, str], logs: dict | None, heads: dict | None) -> CourseRecord:
+    """A course row and its facts (course id → tuple of facts) as a record."""
     (cid, pid, site_id, cycle, day1, mg, tz, status, ended_at, reminder, number, cohort, site_code, last_day,
      quiet_start, quiet_end) = course
     # Positional (in _FIELDS' order): a call with 24 keywords costs three times as much, once per course.
     return CourseRecord(
         cid, pid, site_id, cycle, day1, mg, tz, status, ended_at, _reminder_time(reminder), number, cohort,
-        site_code, tuple(decisions.get(cid, ())), tuple(signed.get(cid, ())), outcomes, logs, heads,
-        tuple(labs.get(cid, ())), tuple(reports.get(cid, ())), tuple(pauses.get(cid, ())), last_day,
-        quiet_start, quiet_end)
+        site_code, decisions.get(cid, ()), signed.get(cid, ()), outcomes, logs, heads, labs.get(cid, ()),
+        reports.get(cid, ()), pauses.get(cid, ()), last_day, quiet_start, quiet_end)
 
 
 _FIELDS = ("course_id", "participant_id", "site_id", "cycle", "day1", "starting_dose_mg", "tz", "participant_status",
