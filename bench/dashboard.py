@@ -93,7 +93,10 @@ def seed(engine, participants: int) -> None:
         history = [{"key": f"h{i}:{n}", "kind": "missed_dose", "site_id": 1, "participant_id": i, "detail": "x",
                     "raised_at": NOW - timedelta(days=n), "acknowledged_at": NOW - timedelta(days=n),
                     "acknowledged_by": 1, "ack_note": "called"} for i in range(1, participants + 1) for n in range(5)]
-        conn.execute(insert(Flag), open_flags + history)
+        # Two statements: an executemany takes its columns from the first row, and the open flags have no
+        # acknowledgement (in one, every flag of the history was stored as open).
+        conn.execute(insert(Flag), open_flags)
+        conn.execute(insert(Flag), history)
     print(f"  seeded {participants} participants, {len(courses)} courses, {len(logs)} dose logs, "
           f"{len(labs)} blood counts, {len(history) + len(open_flags)} flags", flush=True)
 
