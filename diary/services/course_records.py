@@ -85,6 +85,15 @@ def _reminder_time(value: str) -> time:
         return time(8, 0)
 
 
+# The course's own values, with its participant's and site's.
+_COURSE_COLUMNS = [
+    (int, Course.id), (int, Course.participant_id), (int, Participant.site_id), (int, Course.cycle_number),
+    ("date", Course.start_date), (float, Course.starting_dose_mg), (str, Participant.timezone),
+    (str, Participant.status), ("instant", Participant.ended_at), (str, Participant.reminder_time),
+    (str, Participant.study_number), (str, Participant.cohort), (str, Site.code), (int, Course.last_day),
+    ("time", Site.quiet_start), ("time", Site.quiet_end)]
+
+
 def _parts(where, log_details: bool, dialect: str, whole_study: bool = False) -> dict[str, tuple[list, list, object]]:
     """kind → ([(slot type, column)], criteria, order): the selects the loader reads, each headed by
     its course id. Facts are those of the courses `where` selects, as a sub-select; or, for a
@@ -102,12 +111,7 @@ def _parts(where, log_details: bool, dialect: str, whole_study: bool = False) ->
             return column.in_(ids)
 
     parts = {
-        "course": ([(int, Course.id), (int, Course.participant_id), (int, Participant.site_id),
-                    (int, Course.cycle_number), ("date", Course.start_date), (float, Course.starting_dose_mg),
-                    (str, Participant.timezone), (str, Participant.status), ("instant", Participant.ended_at),
-                    (str, Participant.reminder_time), (str, Participant.study_number), (str, Participant.cohort),
-                    (str, Site.code), (int, Course.last_day), ("time", Site.quiet_start),
-                    ("time", Site.quiet_end)], list(where), None),
+        "course": (_COURSE_COLUMNS, list(where), None),
         "decision": ([(int, DoseDecision.course_id), (int, DoseDecision.id), (int, DoseDecision.effective_day),
                       (float, DoseDecision.dose_mg), (str, DoseDecision.action),
                       ("instant", DoseChangeAck.acknowledged_at)],
@@ -208,10 +212,23 @@ def _plan_by(key: str) -> _Plan:
 def _bulk_selects(where, dialect: str, whole_study: bool) -> dict:
     """kind → select of the bulk form, one per kind of fact: each course's rows together (in id
     order, the order of the one-statement form), so they are grouped as they arrive."""
+    if whole_study:  # only the courses' select depends on `where`: the others are built once
+        return {**_whole_study_facts(dialect), "course": _select("course", _COURSE_COLUMNS, where)}
+    return _ordered(_parts(where, False, dialect))
+
+
+def _ordered(parts: dict) -> dict:
     selects = {}
-    for kind, (columns, criteria, order) in _parts(where, False, dialect, whole_study).items():
+    for kind, (columns, criteria, order) in parts.items():
         statement = _select(kind, columns, criteria)
         selects[kind] = statement if order is None else statement.order_by(columns[0][1], order)
+    return selects
+
+
+@lru_cache(maxsize=4)
+def _whole_study_facts(dialect: str) -> dict:
+    selects = _ordered(_parts((), False, dialect, whole_study=True))
+    del selects["course"]
     return selects
 
 
@@ -317,9 +334,14 @@ def _bulk_records(conn, selects: dict) -> dict[int, CourseRecord]:
     pauses = {course_id: tuple(PauseFact(*row[1:]) for row in rows) for course_id, rows in
               _grouped(conn, selects["pause"])}
     outcome_of = _OUTCOME_CODES.__getitem__
-    outcomes = {}
+    outcomes, shared = {}, {}
     for course_id, days, codes in chain.from_iterable(conn.execute(selects["packed"]).partitions(1000)):
-        outcomes[course_id] = dict(zip(map(int, days.split(",")), map(outcome_of, codes), strict=True))
+        # Most courses log the same days the same way: one (read-only) dict for each way, as for
+        # the prescriptions; a grid of 8,000 courses builds a few hundred instead of 8,000.
+        by_day = shared.get((days, codes))
+        if by_day is None:
+            by_day = shared[days, codes] = dict(zip(map(int, days.split(",")), map(outcome_of, codes), strict=True))
+        outcomes[course_id] = by_day
     return {course[0]: _record(course, decisions, signed, labs, reports, pauses,
                                outcomes.get(course[0], _NONE), None, None)
             for course in chain.from_iterable(conn.execute(selects["course"]).partitions(1000))}
