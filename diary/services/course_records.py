@@ -72,9 +72,11 @@ def is_current(model, listed: bool = False):
     statement instead of probing the index once per row; for a statement that reads a whole table
     on SQLite only (PostgreSQL may re-scan that list for every row when it expects it to be large)."""
     newer = aliased(model)
+    superseding = newer.supersedes_id.is_not(None)  # implied by the match; with statistics it lets
+    # PostgreSQL read the few superseding rows by index instead of hashing a scan of the table
     if listed:
-        return model.id.not_in(select(newer.supersedes_id).where(newer.supersedes_id.is_not(None)))
-    return ~exists().where(newer.supersedes_id == model.id)
+        return model.id.not_in(select(newer.supersedes_id).where(superseding))
+    return ~exists().where(newer.supersedes_id == model.id, superseding)
 
 
 @lru_cache(maxsize=256)  # participants share a handful of reminder times
