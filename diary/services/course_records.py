@@ -1,12 +1,14 @@
 """The one loader of course records (diary/course_record.py), by id or in bulk.
 
-The facts of a course come from seven selects, each bounded by the same sub-select of courses:
+The facts of a course come from six selects, each bounded by the same sub-select of courses:
 the courses with their participants and sites, decisions (with the participant's acknowledgement of
 each), current dose logs, current blood counts, current symptom reports and review pauses. A page
 or a check-off, which loads one participant's courses, sends them as ONE statement (a UNION ALL of
-the seven, each fact's values placed in typed slots); the bulk readers (the adherence grid, the
-scheduler's tick, the export: `log_details=False`) send one statement per kind and stream the rows
-in batches, which is faster for 8,000 courses. Either way the rows are read by the same code. Rows
+the six, each fact's values placed in typed slots). The bulk readers (the adherence grid, the
+scheduler's tick, the export: `log_details=False`) send one statement per kind, each course's rows
+together, and build each course's facts as its rows stream in, in batches; the logs come packed,
+one row per course. A whole-study load (the full grid) reads every course's facts in one scan per
+table and drops those of courses it does not keep. Both forms build a record with `_record`. Rows
 are plain tuples (no ORM identity map). `is_current` is the SQL form of the "current row" rule.
 """
 
