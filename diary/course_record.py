@@ -381,12 +381,14 @@ class Counts(NamedTuple):
 
 
 def adherence(statuses: list[DoseStatus]) -> Counts:
-    # tuple.__new__ directly: Counts(...) is a Python-level __new__, once per course of a grid.
-    return _new_tuple(Counts, (statuses.count(DoseStatus.TAKEN), statuses.count(DoseStatus.NOT_TAKEN),
-                               statuses.count(DoseStatus.MISSED), statuses.count(DoseStatus.PAUSED)))
+    # tuple.__new__ directly: Counts(...) is a Python-level __new__, once per course of a grid; and
+    # the statuses as module constants (an enum member read from its class is a Python-level look-up).
+    return _new_tuple(Counts, (statuses.count(_TAKEN), statuses.count(_NOT_TAKEN), statuses.count(_MISSED),
+                               statuses.count(_PAUSED)))
 
 
 _new_tuple = tuple.__new__
+_TAKEN, _NOT_TAKEN, _MISSED, _PAUSED = DoseStatus.TAKEN, DoseStatus.NOT_TAKEN, DoseStatus.MISSED, DoseStatus.PAUSED
 
 
 # -------------------------------------------------------------------------------------------------

@@ -205,13 +205,17 @@ def _row(record: CourseRecord, state: str, today: date, open_flags: int, cfg: St
     taken, not_taken, missed, paused = course_record.adherence(course_record.day_statuses(record, cfg, now))
     row = CourseRow(record, state, taken, not_taken, missed, paused, open_flags, cfg, now)
     # The draw lists show a course while it runs and for one course length after: older gaps are history.
-    if state != "upcoming" and today <= record.day1 + timedelta(days=2 * cfg.course_length_days - 1):
-        draws = course_record.draw_state(record, cfg, now, grace_hours, UPCOMING_DRAW_DAYS)
-        if draws.overdue:
-            row.overdue_draws = tuple((day, record.day1 + timedelta(days=day - 1)) for day in draws.overdue)
-        if draws.pending:
-            row.upcoming_draws = tuple((day, record.day1 + timedelta(days=day - 1)) for day in draws.pending)
+    if state != "upcoming" and (today - record.day1).days < 2 * cfg.course_length_days:
+        overdue, pending = course_record.draw_state(record, cfg, now, grace_hours, UPCOMING_DRAW_DAYS)
+        if overdue:
+            row.overdue_draws = _dated(record.day1, overdue)
+        if pending:
+            row.upcoming_draws = _dated(record.day1, pending)
     return row
+
+
+def _dated(day1: date, days: tuple[int, ...]) -> tuple[tuple[int, date], ...]:
+    return tuple((day, day1 + timedelta(days=day - 1)) for day in days)
 
 
 def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: frozenset[int] | None,
@@ -220,33 +224,37 @@ def build_grid(session: Session, cfg: StudyConfig, now: datetime, site_ids: froz
     the headline figures, the draw lists and the rows, problems first."""
     scope = _scope(site_ids, filters)
     conn, where = _kept(session, scope, filters, now, cfg)
-    records = load_records(session, *where, log_details=False)
+    # Every course but the voided: the loader reads each kind of fact in one scan.
+    whole_study = not (scope or filters.course_state or filters.flagged_only)
+    records = load_records(session, *where, log_details=False, whole_study=whole_study)
     flags = _open_flags(conn, select(Participant.id).where(*scope).scalar_subquery())
 
     rows: list[CourseRow] = []
     keys: list[tuple] = []
     tally: dict[tuple[str, str], list[int]] = {}
     today_in: dict[str, date] = {}
+    only_state, flagged_only = filters.course_state, filters.flagged_only
     for record in records.values():
         today = today_in.get(record.tz)
         if today is None:
             today = today_in[record.tz] = study.local_date(now, record.tz)
         state = course_state(record, today, cfg)
         open_flags = flags.get(record.participant_id, 0)
-        if (filters.course_state and state != filters.course_state) or (filters.flagged_only and not open_flags):
+        if (only_state and state != only_state) or (flagged_only and not open_flags):
             continue  # the SQL above keeps exactly these; course_state stays the word on it
         row = _row(record, state, today, open_flags, cfg, now, lab_grace_hours)
         rows.append(row)
-        counted = row.taken + row.not_taken + row.missed
+        taken = row.taken
+        counted = taken + row.not_taken + row.missed
         # Problems first (flags, then missed doses, then overdue draws), then the lowest adherence.
         keys.append((not open_flags, -row.missed, -len(row.overdue_draws),
-                     row.taken / counted if counted else 2, record.study_number, record.cycle))
+                     taken / counted if counted else 2, record.study_number, record.cycle))
         # The headline counts exactly what the filters show (issue 9, problem 6).
         total = tally.get((record.site_code, record.cohort))
         if total is None:
-            tally[record.site_code, record.cohort] = [row.taken, counted]
+            tally[record.site_code, record.cohort] = [taken, counted]
         else:
-            total[0] += row.taken
+            total[0] += taken
             total[1] += counted
     grid = Grid(rows=[rows[i] for i in sorted(range(len(rows)), key=keys.__getitem__)], overall=Rate(),
                 by_cohort=defaultdict(Rate), by_site=defaultdict(Rate), overdue_draws=[], upcoming_draws=[],

@@ -1,20 +1,25 @@
 """The one loader of course records (diary/course_record.py), by id or in bulk.
 
-The facts of a course come from seven selects, each bounded by the same sub-select of courses:
+The facts of a course come from six selects, each bounded by the same sub-select of courses:
 the courses with their participants and sites, decisions (with the participant's acknowledgement of
 each), current dose logs, current blood counts, current symptom reports and review pauses. A page
 or a check-off, which loads one participant's courses, sends them as ONE statement (a UNION ALL of
-the seven, each fact's values placed in typed slots); the bulk readers (the adherence grid, the
-scheduler's tick, the export: `log_details=False`) send one statement per kind and stream the rows
-in batches, which is faster for 8,000 courses. Either way the rows are read by the same code. Rows
+the six, each fact's values placed in typed slots). The bulk readers (the adherence grid, the
+scheduler's tick, the export: `log_details=False`) send one statement per kind, each course's rows
+together, and build each course's facts as its rows stream in, in batches; the logs come packed,
+one row per course. A whole-study load (the full grid) reads every course's facts in one scan per
+table and drops those of courses it does not keep. Both forms build a record with `_record`. Rows
 are plain tuples (no ORM identity map). `is_current` is the SQL form of the "current row" rule.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import fields
 from datetime import time
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import NamedTuple
 
 from sqlalchemy import (
@@ -32,6 +37,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
     type_coerce,
     union_all,
 )
@@ -61,12 +67,21 @@ _TYPES = {int: Integer(), float: Float(), str: String(), "date": Date(), "time":
           "instant": UTCDateTime(), bool: Boolean()}
 
 
-def is_current(model):
-    """SQL: the row nothing supersedes (the Python form is course_record.current)."""
+def is_current(model, listed: bool = False):
+    """SQL: the row nothing supersedes (the Python form is course_record.current).
+
+    `listed`: the same rule as "not in the list of superseded ids", which SQLite builds once per
+    statement instead of probing the index once per row; for a statement that reads a whole table
+    on SQLite only (PostgreSQL may re-scan that list for every row when it expects it to be large)."""
     newer = aliased(model)
-    return ~exists().where(newer.supersedes_id == model.id)
+    superseding = newer.supersedes_id.is_not(None)  # implied by the match; with statistics it lets
+    # PostgreSQL read the few superseding rows by index instead of hashing a scan of the table
+    if listed:
+        return model.id.not_in(select(newer.supersedes_id).where(superseding))
+    return ~exists().where(newer.supersedes_id == model.id, superseding)
 
 
+@lru_cache(maxsize=256)  # participants share a handful of reminder times
 def _reminder_time(value: str) -> time:
     try:
         return time.fromisoformat(value)
@@ -74,32 +89,48 @@ def _reminder_time(value: str) -> time:
         return time(8, 0)
 
 
-def _parts(where, log_details: bool, dialect: str) -> dict[str, tuple[list, list, object]]:
+# The course's own values, with its participant's and site's.
+_COURSE_COLUMNS = [
+    (int, Course.id), (int, Course.participant_id), (int, Participant.site_id), (int, Course.cycle_number),
+    ("date", Course.start_date), (float, Course.starting_dose_mg), (str, Participant.timezone),
+    (str, Participant.status), ("instant", Participant.ended_at), (str, Participant.reminder_time),
+    (str, Participant.study_number), (str, Participant.cohort), (str, Site.code), (int, Course.last_day),
+    ("time", Site.quiet_start), ("time", Site.quiet_end)]
+
+
+def _parts(where, log_details: bool, dialect: str, whole_study: bool = False) -> dict[str, tuple[list, list, object]]:
     """kind → ([(slot type, column)], criteria, order): the selects the loader reads, each headed by
-    its course id."""
-    ids = select(Course.id).join(Participant, Participant.id == Course.participant_id).where(*where) \
-        .scalar_subquery()
+    its course id. Facts are those of the courses `where` selects, as a sub-select; or, for a
+    `whole_study` load, of every course (the loader drops those of courses `where` leaves out)."""
+    # A whole table on SQLite: the superseded ids as one list (is_current).
+    listed = whole_study and dialect == "sqlite"
+    if whole_study:
+        def of_courses(column):
+            return true()
+    else:
+        ids = select(Course.id).join(Participant, Participant.id == Course.participant_id).where(*where) \
+            .scalar_subquery()
+
+        def of_courses(column):
+            return column.in_(ids)
+
     parts = {
-        "course": ([(int, Course.id), (int, Course.participant_id), (int, Participant.site_id),
-                    (int, Course.cycle_number), ("date", Course.start_date), (float, Course.starting_dose_mg),
-                    (str, Participant.timezone), (str, Participant.status), ("instant", Participant.ended_at),
-                    (str, Participant.reminder_time), (str, Participant.study_number), (str, Participant.cohort),
-                    (str, Site.code), (int, Course.last_day), ("time", Site.quiet_start),
-                    ("time", Site.quiet_end)], list(where), None),
+        "course": (_COURSE_COLUMNS, list(where), None),
         "decision": ([(int, DoseDecision.course_id), (int, DoseDecision.id), (int, DoseDecision.effective_day),
                       (float, DoseDecision.dose_mg), (str, DoseDecision.action),
                       ("instant", DoseChangeAck.acknowledged_at)],
-                     [DoseDecision.course_id.in_(ids)], DoseDecision.id),
+                     [of_courses(DoseDecision.course_id)], DoseDecision.id),
         "lab": ([(int, LabResult.course_id), (int, LabResult.id), (int, LabResult.course_day),
-                 (float, LabResult.plt)], [LabResult.course_id.in_(ids), is_current(LabResult)], LabResult.id),
+                 (float, LabResult.plt)],
+                [of_courses(LabResult.course_id), is_current(LabResult, listed)], LabResult.id),
         "symptom": ([(int, SymptomReport.course_id), (int, SymptomReport.id), (bool, SymptomReport.danger),
                      ("instant", SymptomReport.received_at)],
-                    [SymptomReport.course_id.in_(ids), is_current(SymptomReport)], SymptomReport.id),
+                    [of_courses(SymptomReport.course_id), is_current(SymptomReport, listed)], SymptomReport.id),
         "pause": ([(int, ReviewPause.course_id), (int, ReviewPause.id), ("instant", ReviewPause.opened_at),
                    ("instant", ReviewPause.closed_at), (str, ReviewPause.cause)],
-                  [ReviewPause.course_id.in_(ids)], ReviewPause.id),
+                  [of_courses(ReviewPause.course_id)], ReviewPause.id),
     }
-    current_logs = [DoseLog.course_id.in_(ids), is_current(DoseLog)]
+    current_logs = [of_courses(DoseLog.course_id), is_current(DoseLog, listed)]
     if log_details:
         # Retractions too: a day's newest record is the one a new record supersedes (its `heads`).
         parts["log"] = ([(int, DoseLog.course_id), (int, DoseLog.id), (int, DoseLog.course_day),
@@ -108,10 +139,15 @@ def _parts(where, log_details: bool, dialect: str) -> dict[str, tuple[list, list
                          (str, DoseLog.client_key), (float, DoseLog.dose_mg), (int, DoseLog.tablets)],
                         current_logs, DoseLog.id)
     else:
-        # One row per course ("3t,4n,…"), not one per log: the grid's 8,000 courses have ~90,000.
-        code = cast(DoseLog.course_day, String) + case((DoseLog.outcome == "taken", "t"), else_="n")
-        packed = func.string_agg(code, ",") if dialect == "postgresql" else func.group_concat(code, ",")
-        parts["packed"] = ([(int, DoseLog.course_id), (str, packed)],
+        # One row per course, not one per log (the grid's 8,000 courses have ~90,000): its days,
+        # "3,4,6", and each day's outcome as a letter, "ttn" (two aggregates of one group read its
+        # rows in one order); the loader zips the two into a dict in C.
+        def joined(value, separator):
+            return func.string_agg(value, separator) if dialect == "postgresql" else \
+                func.group_concat(value, separator)
+
+        parts["packed"] = ([(int, DoseLog.course_id), (str, joined(cast(DoseLog.course_day, String), ",")),
+                            (str, joined(case((DoseLog.outcome == "taken", "t"), else_="n"), ""))],
                            [*current_logs, DoseLog.outcome != "retracted"], None)
     return parts
 
@@ -155,89 +191,100 @@ def _places(columns: list) -> list[tuple]:
 
 
 class _Plan(NamedTuple):
-    """The statements of a load: one UNION (and where each kind's values sit in its rows), or one
-    select per kind."""
+    """The statement of a one-statement load, and where each kind's values sit in its rows."""
 
     kinds: tuple[str, ...]
-    union: object = None
-    positions: dict | None = None
-    selects: tuple = ()
+    union: object
+    positions: dict
 
 
-def _plan(where, log_details: bool, dialect: str) -> _Plan:
-    parts = _parts(where, log_details, dialect)
-    if not log_details:
-        selects = []
-        for kind, (columns, criteria, order) in parts.items():
-            statement = _select(kind, columns, criteria)
-            selects.append(statement if order is None else statement.order_by(order))
-        return _Plan(tuple(parts), selects=tuple(selects))
-    union, positions = _one_statement(parts)
+def _plan(where) -> _Plan:
+    union, positions = _one_statement(_parts(where, True, ""))
     # Each kind's rows in id order (their second value; a course's is its participant).
-    return _Plan(tuple(parts), union.order_by(literal_column("1"), literal_column("3")), positions)
+    return _Plan(tuple(positions), union.order_by(literal_column("1"), literal_column("3")), positions)
 
 
 @lru_cache(maxsize=8)
-def _plan_by(key: str, dialect: str) -> _Plan:
+def _plan_by(key: str) -> _Plan:
     """The plans of the per-request loads, built once (building the UNION costs more than running
     it); `:key` is the course or participant id."""
     where = {"course": (Course.id == bindparam("key"),),
              "participant": (Course.participant_id == bindparam("key"), course_not_voided())}[key]
-    return _plan(where, True, dialect)
+    return _plan(where)
 
 
-def _fact_rows(conn, plan: _Plan, params: dict):
-    """(kind, values) for every row of the plan."""
-    if plan.union is None:
-        for kind, statement in zip(plan.kinds, plan.selects, strict=True):
-            # In batches: each is freed before the next arrives, so tens of thousands of rows never
-            # live at once (the cyclic collector would walk them again and again).
-            for batch in conn.execute(statement, params).partitions(1000):
-                for row in batch:
-                    yield kind, row
-        return
-    kinds, positions = plan.kinds, plan.positions
-    for row in conn.execute(plan.union, params):
-        kind = kinds[row[0]]
-        yield kind, tuple(row[i] for i in positions[kind])
+def _bulk_selects(where, dialect: str, whole_study: bool) -> dict:
+    """kind → select of the bulk form, one per kind of fact: each course's rows together (in id
+    order, the order of the one-statement form), so they are grouped as they arrive."""
+    if whole_study:  # only the courses' select depends on `where`: the others are built once
+        return {**_whole_study_facts(dialect), "course": _select("course", _COURSE_COLUMNS, where)}
+    return _ordered(_parts(where, False, dialect))
 
 
-def load_records(session: Session, *where, log_details: bool = True) -> dict[int, CourseRecord]:
+def _ordered(parts: dict) -> dict:
+    selects = {}
+    for kind, (columns, criteria, order) in parts.items():
+        statement = _select(kind, columns, criteria)
+        selects[kind] = statement if order is None else statement.order_by(columns[0][1], order)
+    return selects
+
+
+@lru_cache(maxsize=4)
+def _whole_study_facts(dialect: str) -> dict:
+    selects = _ordered(_parts((), False, dialect, whole_study=True))
+    del selects["course"]
+    return selects
+
+
+def load_records(session: Session, *where, log_details: bool = True,
+                 whole_study: bool = False) -> dict[int, CourseRecord]:
     """Course id → record, for the courses matching `where` (criteria on Course and Participant).
 
     `log_details=False` is the bulk form (thousands of courses): it loads only each current log's
     outcome (what a day's status depends on), not what a page shows of it (times, source, fasting,
-    reason), and sends one statement per kind of fact instead of one in all."""
+    reason), and sends one statement per kind of fact instead of one in all. `whole_study` (bulk
+    form only) says `where` leaves out few courses, if any (voided ones): the facts of every course
+    are read, in one scan per kind, and those of the courses left out dropped. Without planner
+    statistics both databases read a fact table that way several times faster than they look up
+    each course's facts in turn (bench/dashboard.py)."""
     session.flush()  # Core reads below do not autoflush
     conn = session.connection()
-    return _records(conn, _plan(where, log_details, conn.dialect.name), {}, log_details)
+    if not log_details:
+        return _bulk_records(conn, _bulk_selects(where, conn.dialect.name, whole_study))
+    if whole_study:
+        raise ValueError("whole_study is a form of the bulk load (log_details=False)")
+    return _records(conn, _plan(where), {})
 
 
 def load_record(session: Session, course_id: int) -> CourseRecord | None:
     """The record of one course (one statement), or None."""
     session.flush()
-    conn = session.connection()
-    return _records(conn, _plan_by("course", conn.dialect.name), {"key": course_id}, True).get(course_id)
+    return _records(session.connection(), _plan_by("course"), {"key": course_id}).get(course_id)
 
 
 def participant_records(session: Session, participant_id: int) -> dict[int, CourseRecord]:
     """Course id → record of a participant's courses, voided ones aside (one statement)."""
     session.flush()
-    conn = session.connection()
-    return _records(conn, _plan_by("participant", conn.dialect.name), {"key": participant_id}, True)
+    return _records(session.connection(), _plan_by("participant"), {"key": participant_id})
 
 
-def _records(conn, plan: _Plan, params: dict, log_details: bool) -> dict[int, CourseRecord]:
+_new = tuple.__new__  # a named tuple built in C, not through its Python-level __new__
+
+
+def _records(conn, plan: _Plan, params: dict) -> dict[int, CourseRecord]:
+    """The records of a one-statement load: every fact with its details."""
     courses: list = []
-    decisions: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    signed: dict[int, list[DecisionFact]] = defaultdict(list)
+    decisions: dict[int, list] = defaultdict(list)
+    signed: dict[int, list] = defaultdict(list)
     logs: dict[int, dict[int, LogFact]] = defaultdict(dict)
     heads: dict[int, dict[int, LogFact]] = defaultdict(dict)
-    outcomes: dict[int, dict[int, str]] = {}
-    labs: dict[int, list[LabFact]] = defaultdict(list)
-    reports: dict[int, list[SymptomFact]] = defaultdict(list)
-    pauses: dict[int, list[PauseFact]] = defaultdict(list)
-    for kind, (course_id, *fact) in _fact_rows(conn, plan, params):
+    labs: dict[int, list] = defaultdict(list)
+    reports: dict[int, list] = defaultdict(list)
+    pauses: dict[int, list] = defaultdict(list)
+    kinds, positions = plan.kinds, plan.positions
+    for row in conn.execute(plan.union, params):
+        kind = kinds[row[0]]
+        course_id, *fact = (row[i] for i in positions[kind])
         if kind == "course":
             courses.append((course_id, *fact))
         elif kind == "decision":
@@ -248,27 +295,76 @@ def _records(conn, plan: _Plan, params: dict, log_details: bool) -> dict[int, Co
             log = heads[course_id][fact[1]] = LogFact(*fact)
             if log.outcome != "retracted":
                 logs[course_id][log.day] = log
-        elif kind == "packed":
-            outcomes[course_id] = {int(item[:-1]): _OUTCOME_CODES[item[-1]] for item in fact[0].split(",")}
         elif kind == "lab":
             labs[course_id].append(LabFact(*fact))
         elif kind == "symptom":
             reports[course_id].append(SymptomFact(*fact))
         else:
             pauses[course_id].append(PauseFact(*fact))
-    if log_details:
-        outcomes = {cid: {day: log.outcome for day, log in by_day.items()} for cid, by_day in logs.items()}
-    return {
-        cid: CourseRecord(
-            course_id=cid, participant_id=pid, site_id=site_id, cycle=cycle, day1=day1, starting_dose_mg=mg,
-            tz=tz, participant_status=status, ended_at=ended_at, reminder_time=_reminder_time(reminder),
-            study_number=number, cohort=cohort, site_code=site_code,
-            decisions=tuple(decisions.get(cid, ())), signed=tuple(signed.get(cid, ())),
-            outcomes=outcomes.get(cid, _NONE), logs=logs.get(cid, {}) if log_details else None,
-            heads=heads.get(cid, {}) if log_details else None,
-            labs=tuple(labs.get(cid, ())),
-            symptoms=tuple(reports.get(cid, ())), pauses=tuple(pauses.get(cid, ())), last_day=last_day,
-            quiet_start=quiet_start, quiet_end=quiet_end)
-        for (cid, pid, site_id, cycle, day1, mg, tz, status, ended_at, reminder, number, cohort, site_code,
-             last_day, quiet_start, quiet_end) in courses
-    }
+    facts = [{cid: tuple(items) for cid, items in kind.items()} for kind in (decisions, signed, labs, reports, pauses)]
+    return {course[0]: _record(course, *facts, {day: log.outcome for day, log in logs.get(course[0], {}).items()},
+                               logs.get(course[0], {}), heads.get(course[0], {}))
+            for course in courses}
+
+
+def _grouped(conn, statement):
+    """(course id, its rows) for each course of `statement`, whose rows come grouped by course;
+    fetched in batches, so tens of thousands of rows never live at once."""
+    return groupby(chain.from_iterable(conn.execute(statement).partitions(1000)), _course_of)
+
+
+_course_of = itemgetter(0)
+# Each fact built in C from its row (a named tuple's own __new__ is a Python call).
+_decision = partial(_new, DecisionFact)
+_decision_values = itemgetter(1, 2, 3, 4, 5)
+_day_and_mg = itemgetter(2, 3)
+_lab = partial(_new, LabFact)
+_lab_values = itemgetter(1, 2, 3)
+
+
+def _bulk_records(conn, selects: dict) -> dict[int, CourseRecord]:
+    """The records of a bulk load."""
+    decisions, signed, prescriptions = {}, {}, {}
+    for course_id, rows in _grouped(conn, selects["decision"]):
+        rows = list(rows)
+        signed[course_id] = tuple(map(_decision, map(_decision_values, rows)))
+        pairs = tuple(map(_day_and_mg, rows))
+        # Courses share a handful of prescriptions: one tuple each (and a quick key for doses' cache).
+        decisions[course_id] = prescriptions.setdefault(pairs, pairs)
+    labs = {course_id: tuple(map(_lab, map(_lab_values, rows))) for course_id, rows in
+            _grouped(conn, selects["lab"])}
+    reports = {course_id: tuple(SymptomFact(*row[1:]) for row in rows) for course_id, rows in
+               _grouped(conn, selects["symptom"])}
+    pauses = {course_id: tuple(PauseFact(*row[1:]) for row in rows) for course_id, rows in
+              _grouped(conn, selects["pause"])}
+    outcome_of = _OUTCOME_CODES.__getitem__
+    outcomes, shared = {}, {}
+    for course_id, days, codes in chain.from_iterable(conn.execute(selects["packed"]).partitions(1000)):
+        # Most courses log the same days the same way: one (read-only) dict for each way, as for
+        # the prescriptions; a grid of 8,000 courses builds a few hundred instead of 8,000.
+        by_day = shared.get((days, codes))
+        if by_day is None:
+            by_day = shared[days, codes] = dict(zip(map(int, days.split(",")), map(outcome_of, codes), strict=True))
+        outcomes[course_id] = by_day
+    return {course[0]: _record(course, decisions, signed, labs, reports, pauses,
+                               outcomes.get(course[0], _NONE), None, None)
+            for course in chain.from_iterable(conn.execute(selects["course"]).partitions(1000))}
+
+
+def _record(course, decisions: dict, signed: dict, labs: dict, reports: dict, pauses: dict,
+            outcomes: dict[int, str], logs: dict | None, heads: dict | None) -> CourseRecord:
+    """A course row and its facts (course id → tuple of facts) as a record."""
+    (cid, pid, site_id, cycle, day1, mg, tz, status, ended_at, reminder, number, cohort, site_code, last_day,
+     quiet_start, quiet_end) = course
+    # Positional (in _FIELDS' order): a call with 24 keywords costs three times as much, once per course.
+    return CourseRecord(
+        cid, pid, site_id, cycle, day1, mg, tz, status, ended_at, _reminder_time(reminder), number, cohort,
+        site_code, decisions.get(cid, ()), signed.get(cid, ()), outcomes, logs, heads, labs.get(cid, ()),
+        reports.get(cid, ()), pauses.get(cid, ()), last_day, quiet_start, quiet_end)
+
+
+_FIELDS = ("course_id", "participant_id", "site_id", "cycle", "day1", "starting_dose_mg", "tz", "participant_status",
+           "ended_at", "reminder_time", "study_number", "cohort", "site_code", "decisions", "signed", "outcomes",
+           "logs", "heads", "labs", "symptoms", "pauses", "last_day", "quiet_start", "quiet_end")
+if tuple(field.name for field in fields(CourseRecord)) != _FIELDS:
+    raise ImportError("CourseRecord's fields changed: update _record, which passes them by position")
