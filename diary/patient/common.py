@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import uuid
 from datetime import date, datetime
+from functools import lru_cache
 
-from babel.dates import format_skeleton
+from babel import Locale
+from babel.dates import format_date
 from flask import current_app, render_template, request
 from flask_babel import format_time, get_locale, to_user_timezone
 from flask_login import current_user
@@ -68,7 +70,16 @@ def day_date(value: date | datetime) -> str:
     """'Tue, Dec 1' / '12月1日周二': short enough for a 320 px screen (instants in local time)."""
     if isinstance(value, datetime):
         value = to_user_timezone(value).date()
-    return format_skeleton("MMMEd", value, locale=str(get_locale() or "zh"))
+    locale, pattern = _month_day(str(get_locale() or "zh"))
+    return format_date(value, pattern, locale=locale)
+
+
+@lru_cache(maxsize=8)
+def _month_day(locale: str) -> tuple[Locale, str]:
+    """The locale and its pattern for the CLDR skeleton MMMEd (what babel's format_skeleton looks up
+    on every call; a page shows a dozen dates)."""
+    parsed = Locale.parse(locale)
+    return parsed, parsed.datetime_skeletons["MMMEd"]
 
 
 @bp.app_template_filter("clock_time")

@@ -30,15 +30,11 @@ def _changes() -> list[day_cards.DoseChangeNotice]:
 
 
 def _card_or_404(course_id: int, day: int) -> day_cards.DayCard:
-    return _card_and_record_or_404(course_id, day)[0]
-
-
-def _card_and_record_or_404(course_id: int, day: int):
     # Another participant's course is answered exactly like one that does not exist.
-    loaded = day_cards.load_card(db.session(), me(), course_id, day, cfg(), clock.now())
-    if loaded is None:
+    card = day_cards.load_card(db.session(), me(), course_id, day, cfg(), clock.now())
+    if card is None:
         abort(404)
-    return loaded
+    return card
 
 
 def _render_card(card: day_cards.DayCard, *, error: str | None = None, done: str | None = None,
@@ -64,7 +60,10 @@ def not_taken_form(course_id: int, day: int):
 
 
 def _act(course_id: int, day: int, outcome: str):
-    card, record = _card_and_record_or_404(course_id, day)
+    # Another participant's course is answered exactly like one that does not exist.
+    record = day_cards.own_day_record(db.session(), me(), course_id, day, cfg())
+    if record is None:
+        abort(404)
     form, now = request.form, clock.now()
     try:
         taken_at = None
@@ -77,10 +76,12 @@ def _act(course_id: int, day: int, outcome: str):
             reason=form.get("reason"), fasting=form.get("fasting"), record=record,
         )
     except DoseLogError as error:
-        return _render_card(card, error=dose_error(error.code), status=422,
-                            reason_form=outcome == "not_taken" and error.code == "reason_required")
+        # The card as it was: nothing was written.
+        return _render_card(day_cards.card(record, day, now, me().timezone, cfg()), error=dose_error(error.code),
+                            status=422, reason_form=outcome == "not_taken" and error.code == "reason_required")
     if not wants_fragment():
-        return redirect(url_for("patient.today") if card.is_today
+        is_today = day_cards.card(logged.record, day, now, me().timezone, cfg()).is_today
+        return redirect(url_for("patient.today") if is_today
                         else url_for("patient.day_page", course_id=course_id, day=day), 303)
     # The card as it is now, from the record the write was made against (not read a second time).
     return _render_card(day_cards.card(logged.record, day, now, me().timezone, cfg()), done=outcome)

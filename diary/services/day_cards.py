@@ -107,14 +107,21 @@ def card_for(record: CourseRecord, plan: CourseDay, now: datetime, tz: str, cfg:
 
 
 def load_card(session: Session, participant: Participant, course_id: int, day: int,
-              cfg: StudyConfig, now: datetime) -> tuple[DayCard, CourseRecord] | None:
-    """A day's card of the participant's own course, and the record it was read from (a check-off
-    hands it on to dosing.record_dose, so the request reads the course once); None for a day that
-    does not exist or a course that is not theirs."""
+              cfg: StudyConfig, now: datetime) -> DayCard | None:
+    """A day's card of the participant's own course; None for a day that does not exist or a
+    course that is not theirs."""
+    record = own_day_record(session, participant, course_id, day, cfg)
+    return None if record is None else card(record, day, now, participant.timezone, cfg)
+
+
+def own_day_record(session: Session, participant: Participant, course_id: int, day: int,
+                   cfg: StudyConfig) -> CourseRecord | None:
+    """The record of the participant's own course that has a day `day` (one statement); None for a
+    day that does not exist or a course that is not theirs. A check-off hands it on to
+    dosing.record_dose, so the request reads the course once."""
     if not 1 <= day <= cfg.course_length_days:
         return None
-    record = own_record(session, participant, course_id)
-    return None if record is None else (card(record, day, now, participant.timezone, cfg), record)
+    return own_record(session, participant, course_id)
 
 
 def card(record: CourseRecord, day: int, now: datetime, tz: str, cfg: StudyConfig) -> DayCard:
