@@ -5,6 +5,7 @@ dropped afterwards."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,11 +17,14 @@ PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@12
 
 
 @contextmanager
-def database(backend: str, prefix: str = "diary_bench") -> Iterator[str | None]:
-    """The URL of a fresh empty database on `backend` ("sqlite" or "postgresql"); None, with a
-    line saying so, when PostgreSQL cannot be reached."""
+def database(backend: str, prefix: str = "diary_bench", template: str | None = None) -> Iterator[str | None]:
+    """The URL of a fresh database on `backend` ("sqlite" or "postgresql"): empty, or a copy of the
+    database at URL `template` (SQLite: its file; PostgreSQL: CREATE DATABASE … TEMPLATE). None,
+    with a line saying so, when PostgreSQL cannot be reached."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
+            if template is not None:
+                shutil.copyfile(template.removeprefix("sqlite:///"), f"{tmp}/bench.sqlite3")
             yield f"sqlite:///{tmp}/bench.sqlite3"
         return
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -34,7 +38,8 @@ def database(backend: str, prefix: str = "diary_bench") -> Iterator[str | None]:
         return
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        copied = "" if template is None else f' TEMPLATE "{template.rsplit("/", 1)[1]}"'
+        conn.execute(text(f'CREATE DATABASE "{name}"{copied}'))
     try:
         yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     finally:

@@ -28,13 +28,10 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -110,32 +107,7 @@ def seed(url: str, n: int) -> float:
 
 def copy_of(backend: str, url: str):
     """A context manager: a fresh copy of the seeded database at `url`."""
-    from contextlib import contextmanager
-
-    from sqlalchemy import create_engine, text
-
-    @contextmanager
-    def sqlite_copy():
-        source = url.removeprefix("sqlite:///")
-        with tempfile.TemporaryDirectory() as tmp:
-            target = os.path.join(tmp, "copy.sqlite3")
-            shutil.copyfile(source, target)
-            yield f"sqlite:///{target}"
-
-    @contextmanager
-    def postgresql_copy():
-        admin = create_engine(scratch.PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"bench_tick_copy_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"'))
-        try:
-            yield url.rsplit("/", 1)[0] + "/" + name
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-    return sqlite_copy() if backend == "sqlite" else postgresql_copy()
+    return scratch.database(backend, "bench_tick_copy", template=url)
 
 
 def peak_rss_kib() -> int:

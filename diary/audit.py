@@ -21,7 +21,6 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -182,16 +181,11 @@ def record(
     entity_id = None if entity_id is None else str(entity_id)
     session.flush()  # the clinical row this event names must be readable for its fingerprint
     conn = session.connection()
-    lock, head, append = _statements(conn.dialect.name)
-    # PostgreSQL: a transaction-level advisory lock on this chain, held to the end of the
-    # transaction, so the next append to this chain reads this head. SQLite has one writer at a
-    # time: take the write lock before reading the head, so a concurrent append cannot read the
-    # same head (the UNIQUE (chain, prev_hash) would refuse it).
-    conn.execute(lock, {"k": _lock_id(chain)} if conn.dialect.name == "postgresql" else {})
+    _lock(conn, chain)
     # Stored as UTC and read back as UTC: hash the same form, or a local-time instant
     # (+08:00) would never verify.
     at = (at or utc_now()).astimezone(UTC)
-    last = conn.execute(head, {"chain": chain}).scalar()
+    last = conn.execute(_HEAD, {"chain": chain}).scalar()
     event = AuditEvent(
         at=at,
         actor=actor,
@@ -210,21 +204,28 @@ def record(
     )
     event.hash = _digest(event)
     # One INSERT, not a unit-of-work flush: the event is written now, and returned detached.
-    event.id = conn.execute(append, {name: getattr(event, name) for name in _COLUMNS}).scalar_one()
+    event.id = conn.execute(_APPEND, {name: getattr(event, name) for name in _COLUMNS}).scalar_one()
     return event
 
 
-_COLUMNS = tuple(c.name for c in AuditEvent.__table__.c if c.name != "id")
+def _lock(conn, chain: str) -> None:
+    """Lock `chain` until the transaction ends, so the next append to it reads this one's head.
+    PostgreSQL: a transaction-level advisory lock on the chain. SQLite has one writer at a time:
+    take the write lock before reading the head, so a concurrent append cannot read the same head
+    (the UNIQUE (chain, prev_hash) would refuse it)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_LOCK, {"k": _lock_id(chain)})
+    else:
+        conn.execute(_SQLITE_WRITE_LOCK)
 
 
-@lru_cache(maxsize=4)
-def _statements(dialect: str) -> tuple:
-    """The chain lock, the chain's head and the append, built once (record runs on every write)."""
-    lock = text("SELECT pg_advisory_xact_lock(:k)") if dialect == "postgresql" else \
-        text("UPDATE auditevent SET chain = chain WHERE 1 = 0")
-    table = AuditEvent.__table__
-    head = sa_select(table.c.hash).where(table.c.chain == bindparam("chain")).order_by(table.c.id.desc()).limit(1)
-    return lock, head, sa_insert(table).returning(table.c.id)
+# Built once: record runs on every clinical write.
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_SQLITE_WRITE_LOCK = text("UPDATE auditevent SET chain = chain WHERE 1 = 0")
+_TABLE = AuditEvent.__table__
+_HEAD = sa_select(_TABLE.c.hash).where(_TABLE.c.chain == bindparam("chain")).order_by(_TABLE.c.id.desc()).limit(1)
+_APPEND = sa_insert(_TABLE).returning(_TABLE.c.id)
+_COLUMNS = tuple(c.name for c in _TABLE.c if c.name != "id")
 
 
 @dataclass(frozen=True)
