@@ -181,11 +181,10 @@ def record(
     entity_id = None if entity_id is None else str(entity_id)
     session.flush()  # the clinical row this event names must be readable for its fingerprint
     conn = session.connection()
-    _lock(conn, chain)
+    last = _locked_head(conn, chain)
     # Stored as UTC and read back as UTC: hash the same form, or a local-time instant
     # (+08:00) would never verify.
     at = (at or utc_now()).astimezone(UTC)
-    last = conn.execute(_HEAD, {"chain": chain}).scalar()
     event = AuditEvent(
         at=at,
         actor=actor,
@@ -208,19 +207,22 @@ def record(
     return event
 
 
-def _lock(conn, chain: str) -> None:
-    """Lock `chain` until the transaction ends, so the next append to it reads this one's head.
-    PostgreSQL: a transaction-level advisory lock on the chain. SQLite has one writer at a time:
-    take the write lock before reading the head, so a concurrent append cannot read the same head
-    (the UNIQUE (chain, prev_hash) would refuse it)."""
+def _locked_head(conn, chain: str) -> str | None:
+    """Lock `chain` until the transaction ends, then read its newest hash (None for a new chain):
+    the next append to it waits, and reads this one's event as its head. PostgreSQL: one call of
+    audit_lock_chain_head (migration 4f8a2c6e1d90), which takes the chain's transaction-level
+    advisory lock and then reads the head in a statement of its own, with a snapshot taken after
+    the lock was granted. SQLite has one writer at a time: take the write lock before reading the
+    head, so a concurrent append cannot read the same head (the UNIQUE (chain, prev_hash) would
+    refuse it)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(_PG_LOCK, {"k": _lock_id(chain)})
-    else:
-        conn.execute(_SQLITE_WRITE_LOCK)
+        return conn.execute(_PG_LOCKED_HEAD, {"k": _lock_id(chain), "chain": chain}).scalar()
+    conn.execute(_SQLITE_WRITE_LOCK)
+    return conn.execute(_HEAD, {"chain": chain}).scalar()
 
 
 # Built once: record runs on every clinical write.
-_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_PG_LOCKED_HEAD = text("SELECT audit_lock_chain_head(:k, :chain)")
 _SQLITE_WRITE_LOCK = text("UPDATE auditevent SET chain = chain WHERE 1 = 0")
 _TABLE = AuditEvent.__table__
 _HEAD = sa_select(_TABLE.c.hash).where(_TABLE.c.chain == bindparam("chain")).order_by(_TABLE.c.id.desc()).limit(1)

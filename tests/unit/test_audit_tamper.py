@@ -189,6 +189,50 @@ def test_appends_to_different_participants_do_not_wait_for_each_other(app, backe
         assert audit.verify(s).ok
 
 
+
+def _advisory_lock(app, backend, *, granted: bool) -> bool:
+    """Whether some transaction holds (granted) or is queued for (not granted) an advisory lock, on
+    PostgreSQL. SQLite shows neither: there each step is given half a second instead."""
+    if backend == "sqlite":
+        threading.Event().wait(0.5)
+        return True
+    with app.extensions["diary.engine"].connect() as conn:
+        return bool(conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = %s", (granted,)).scalar())
+
+
+def test_an_append_that_waited_for_the_chain_links_to_the_event_it_waited_for(app, backend, world):
+    # The head is read after the lock is granted, with what the first append committed in view: a
+    # head read before the wait would link the second event to the first one's predecessor, and
+    # the database would refuse it as a fork.
+    pa = world.participants["pa"]
+    release, errors = threading.Event(), []
+    first = threading.Thread(target=_append, args=(app, pa), kwargs={"hold": release, "errors": errors})
+    second = threading.Thread(target=_append, args=(app, pa), kwargs={"errors": errors})
+    first.start()
+    try:
+        for waited in ("holds the chain", "waits for the chain"):
+            if waited == "waits for the chain":
+                second.start()
+            for _ in range(100):
+                if _advisory_lock(app, backend, granted=waited == "holds the chain"):
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail(f"no append ever {waited}")
+    finally:
+        release.set()
+        first.join(timeout=10)
+        if second.ident is not None:
+            second.join(timeout=30)
+    assert not errors
+    chain = [e for e in _rows(app, EVENTS) if e["chain"] == f"p:{pa.id}"]
+    assert [e["action"] for e in chain[-2:]] == ["checked", "checked"]
+    assert chain[-1]["prev_hash"] == chain[-2]["hash"]
+    with Session(app.extensions["diary.engine"]) as s:
+        assert audit.verify(s).ok
+
+
 def test_concurrent_appends_to_one_chain_never_fork_it(app, world):
     pa = world.participants["pa"]
     before = len([e for e in _rows(app, EVENTS) if e["chain"] == f"p:{pa.id}"])
