@@ -67,17 +67,25 @@ _TYPES = {int: Integer(), float: Float(), str: String(), "date": Date(), "time":
           "instant": UTCDateTime(), bool: Boolean()}
 
 
-def is_current(model, listed: bool = False):
+def is_current(model, listed: bool = False, probed: bool = False):
     """SQL: the row nothing supersedes (the Python form is course_record.current).
 
     `listed`: the same rule as "not in the list of superseded ids", which SQLite builds once per
     statement instead of probing the index once per row; for a statement that reads a whole table
-    on SQLite only (PostgreSQL may re-scan that list for every row when it expects it to be large)."""
+    on SQLite only (PostgreSQL may re-scan that list for every row when it expects it to be large).
+    `probed`: the same rule, checked by one index probe per row, always: for the few rows of one
+    participant's courses. Left to itself, PostgreSQL turns NOT EXISTS into an anti join, and once
+    its statistics say a course has a few hundred rows it hashes a scan of the WHOLE table for it:
+    each page and check-off then cost more as the study grew (4,000 rows hashed to find 1, seen in
+    bench/checkoff.py). An OFFSET keeps the sub-select from being merged into a join (PostgreSQL
+    leaves an EXISTS with an OFFSET as it is written); it changes no result."""
     newer = aliased(model)
     superseding = newer.supersedes_id.is_not(None)  # implied by the match; with statistics it lets
     # PostgreSQL read the few superseding rows by index instead of hashing a scan of the table
     if listed:
         return model.id.not_in(select(newer.supersedes_id).where(superseding))
+    if probed:
+        return ~select(newer.id).where(newer.supersedes_id == model.id, superseding).offset(0).exists()
     return ~exists().where(newer.supersedes_id == model.id, superseding)
 
 
@@ -102,8 +110,9 @@ def _parts(where, log_details: bool, dialect: str, whole_study: bool = False) ->
     """kind → ([(slot type, column)], criteria, order): the selects the loader reads, each headed by
     its course id. Facts are those of the courses `where` selects, as a sub-select; or, for a
     `whole_study` load, of every course (the loader drops those of courses `where` leaves out)."""
-    # A whole table on SQLite: the superseded ids as one list (is_current).
-    listed = whole_study and dialect == "sqlite"
+    # A whole table on SQLite: the superseded ids as one list; one participant's courses (the
+    # one-statement form, with log details): an index probe per row (is_current).
+    listed, probed = whole_study and dialect == "sqlite", log_details
     if whole_study:
         def of_courses(column):
             return true()
@@ -122,15 +131,15 @@ def _parts(where, log_details: bool, dialect: str, whole_study: bool = False) ->
                      [of_courses(DoseDecision.course_id)], DoseDecision.id),
         "lab": ([(int, LabResult.course_id), (int, LabResult.id), (int, LabResult.course_day),
                  (float, LabResult.plt)],
-                [of_courses(LabResult.course_id), is_current(LabResult, listed)], LabResult.id),
+                [of_courses(LabResult.course_id), is_current(LabResult, listed, probed)], LabResult.id),
         "symptom": ([(int, SymptomReport.course_id), (int, SymptomReport.id), (bool, SymptomReport.danger),
                      ("instant", SymptomReport.received_at)],
-                    [of_courses(SymptomReport.course_id), is_current(SymptomReport, listed)], SymptomReport.id),
+                    [of_courses(SymptomReport.course_id), is_current(SymptomReport, listed, probed)], SymptomReport.id),
         "pause": ([(int, ReviewPause.course_id), (int, ReviewPause.id), ("instant", ReviewPause.opened_at),
                    ("instant", ReviewPause.closed_at), (str, ReviewPause.cause)],
                   [of_courses(ReviewPause.course_id)], ReviewPause.id),
     }
-    current_logs = [of_courses(DoseLog.course_id), is_current(DoseLog, listed)]
+    current_logs = [of_courses(DoseLog.course_id), is_current(DoseLog, listed, probed)]
     if log_details:
         # Retractions too: a day's newest record is the one a new record supersedes (its `heads`).
         parts["log"] = ([(int, DoseLog.course_id), (int, DoseLog.id), (int, DoseLog.course_day),
