@@ -6,10 +6,13 @@ the day card fragment back instead, and the rest of the page stays as it is.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import abort, redirect, request, url_for
 
 from diary import clock, db
 from diary.auth import participant_required
+from diary.course_record import CourseRecord
 from diary.patient import bp
 from diary.patient.common import cfg, me, my_site, page_or_fragment, wants_fragment
 from diary.patient.messages import dose_error
@@ -29,12 +32,20 @@ def _changes() -> list[day_cards.DoseChangeNotice]:
     return day_cards.dose_change_notices(db.session(), me(), cfg(), clock.now())
 
 
-def _card_or_404(course_id: int, day: int) -> day_cards.DayCard:
+def _record_or_404(course_id: int, day: int) -> CourseRecord:
     # Another participant's course is answered exactly like one that does not exist.
-    card = day_cards.load_card(db.session(), me(), course_id, day, cfg(), clock.now())
-    if card is None:
+    record = day_cards.own_day_record(db.session(), me(), course_id, day, cfg())
+    if record is None:
         abort(404)
-    return card
+    return record
+
+
+def _card(record: CourseRecord, day: int, now: datetime) -> day_cards.DayCard:
+    return day_cards.card(record, day, now, me().timezone, cfg())
+
+
+def _card_or_404(course_id: int, day: int) -> day_cards.DayCard:
+    return _card(_record_or_404(course_id, day), day, clock.now())
 
 
 def _render_card(card: day_cards.DayCard, *, error: str | None = None, done: str | None = None,
@@ -60,10 +71,7 @@ def not_taken_form(course_id: int, day: int):
 
 
 def _act(course_id: int, day: int, outcome: str):
-    # Another participant's course is answered exactly like one that does not exist.
-    record = day_cards.own_day_record(db.session(), me(), course_id, day, cfg())
-    if record is None:
-        abort(404)
+    record = _record_or_404(course_id, day)
     form, now = request.form, clock.now()
     try:
         taken_at = None
@@ -77,14 +85,14 @@ def _act(course_id: int, day: int, outcome: str):
         )
     except DoseLogError as error:
         # The card as it was: nothing was written.
-        return _render_card(day_cards.card(record, day, now, me().timezone, cfg()), error=dose_error(error.code),
-                            status=422, reason_form=outcome == "not_taken" and error.code == "reason_required")
-    if not wants_fragment():
-        is_today = day_cards.card(logged.record, day, now, me().timezone, cfg()).is_today
-        return redirect(url_for("patient.today") if is_today
-                        else url_for("patient.day_page", course_id=course_id, day=day), 303)
+        return _render_card(_card(record, day, now), error=dose_error(error.code), status=422,
+                            reason_form=outcome == "not_taken" and error.code == "reason_required")
     # The card as it is now, from the record the write was made against (not read a second time).
-    return _render_card(day_cards.card(logged.record, day, now, me().timezone, cfg()), done=outcome)
+    card = _card(logged.record, day, now)
+    if not wants_fragment():
+        return redirect(url_for("patient.today") if card.is_today
+                        else url_for("patient.day_page", course_id=course_id, day=day), 303)
+    return _render_card(card, done=outcome)
 
 
 @bp.post("/courses/<int:course_id>/days/<int:day>/taken")

@@ -257,10 +257,9 @@ class ReminderWriter:
         self.session = session
         self.inserted = 0
         self.failed = False
-        engine = session.get_bind()
-        self._engine = engine
+        self._engine = session.get_bind()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="plan-writer") \
-            if engine.dialect.name == "postgresql" else None
+            if self._engine.dialect.name == "postgresql" else None
         self._pending: Future | None = None
 
     def write(self, rows: list[dict]) -> None:

@@ -106,14 +106,6 @@ def card_for(record: CourseRecord, plan: CourseDay, now: datetime, tz: str, cfg:
                    undo_until=undo_until, taken_on=taken_on)
 
 
-def load_card(session: Session, participant: Participant, course_id: int, day: int,
-              cfg: StudyConfig, now: datetime) -> DayCard | None:
-    """A day's card of the participant's own course; None for a day that does not exist or a
-    course that is not theirs."""
-    record = own_day_record(session, participant, course_id, day, cfg)
-    return None if record is None else card(record, day, now, participant.timezone, cfg)
-
-
 def own_day_record(session: Session, participant: Participant, course_id: int, day: int,
                    cfg: StudyConfig) -> CourseRecord | None:
     """The record of the participant's own course that has a day `day` (one statement); None for a
