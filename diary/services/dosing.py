@@ -7,7 +7,6 @@ corrections; the rules it applies come from diary/study.py.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
 
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
@@ -53,11 +52,27 @@ def course_for(session: Session, participant: Participant, today: date, cfg: Stu
     return course_record.course_to_show(courses, today, cfg, day1=lambda c: c.start_date)
 
 
-class Logged(NamedTuple):
-    """A dose log and its course's record as it is with the log in it (what the page shows next)."""
+class Logged:
+    """A dose log and its course's record as it is with the log in it (what the page shows next).
 
-    log: DoseLog
-    record: CourseRecord
+    A log this request wrote is built from the row the INSERT returned when `log` is first read:
+    the diary page reads only the record, and a SQLModel object of fifteen fields was a tenth of a
+    check-off's write (issue 15)."""
+
+    __slots__ = ("_log", "_row", "_session", "record")
+
+    def __init__(self, log: DoseLog | None, record: CourseRecord, *, row: dict | None = None,
+                 session: Session | None = None):
+        self._log, self.record, self._row, self._session = log, record, row, session
+
+    @property
+    def log(self) -> DoseLog:
+        if self._log is None:
+            log = DoseLog(**self._row)
+            make_transient_to_detached(log)
+            self._session.add(log)  # in the session as the stored row, without writing it again
+            self._log = log
+        return self._log
 
 
 def log_dose(session: Session, cfg: StudyConfig, **kw) -> DoseLog:
@@ -123,24 +138,21 @@ def record_dose(
             if raced is None or raced.outcome == "retracted":
                 raise DoseLogError("conflict") from None
         return Logged(raced, load_record(session, course_id))
-    log = DoseLog(**row)
-    make_transient_to_detached(log)
-    session.add(log)  # in the session as the stored row, without writing it again
-    fact = LogFact(log.id, day, outcome, log.taken_at, source, log.received_at, log.fasting, log.reason,
-                   client_key, log.dose_mg, log.tablets)
+    fact = LogFact(row["id"], day, outcome, row["taken_at"], source, row["received_at"], row["fasting"], row["reason"],
+                   client_key, row["dose_mg"], row["tablets"])
     head = (record.heads or {}).get(day)
     audit.record(
         session, actor=f"staff:{staff_id}" if source == "staff" else
         ("sms" if source == "sms" else f"participant:{participant.id}"),
         action="dose_logged" if head is None else "dose_log_superseded",
-        entity="DoseLog", entity_id=log.id, site_id=participant.site_id,
+        entity="DoseLog", entity_id=fact.id, site_id=participant.site_id,
         participant_id=participant.id, at=now, reason=correction_reason,
         before=_snapshot(course_id, head) if head is not None else None, after=_snapshot(course_id, fact),
         row=row,
     )
     after = course_record.with_log(record, fact)
     if outcome == "taken":
-        _flag_doses_too_close(session, cfg, after, participant, log, now)
+        _flag_doses_too_close(session, cfg, after, participant, day, now)
     if outcome == "taken" and plan.status is DoseStatus.HELD:
         # Issue 10, item 10: recorded as taken with the prescription in force (0 mg, 0 tablets), so
         # the record keeps its meaning; staff are told, and the deviation scan proposes it
@@ -150,10 +162,10 @@ def record_dose(
                    detail=flag_details.detail("dose_on_held_day", day=day))
     if outcome == "taken" and plan.status is DoseStatus.PAUSED:
         # Issue 10, item 10: recorded as taken (it happened), shown to staff, proposed as a deviation.
-        raise_flag(session, key=f"dose_in_pause:{log.id}", kind="dose_in_pause", site_id=participant.site_id,
+        raise_flag(session, key=f"dose_in_pause:{fact.id}", kind="dose_in_pause", site_id=participant.site_id,
                    participant_id=participant.id, now=now,
                    detail=flag_details.detail("dose_in_pause", day=day))
-    return Logged(log, after)
+    return Logged(None, after, row=row, session=session)
 
 
 def _checked(cfg: StudyConfig, record: CourseRecord, participant: Participant, day: int, outcome: str,
@@ -167,7 +179,7 @@ def _checked(cfg: StudyConfig, record: CourseRecord, participant: Participant, d
         raise DoseLogError("bad_outcome")
     if fasting is not None and (fasting not in FASTING or outcome != "taken"):
         raise DoseLogError("bad_fasting")
-    plan = course_record.course_days(record, cfg, now)[day - 1]
+    plan = course_record.course_day(record, cfg, now, day)
     current = record.log(day)
     head = (record.heads or {}).get(day)
 
@@ -219,11 +231,11 @@ def _replayed(session: Session, client_key: str, course_id: int, day: int) -> Do
 
 
 def _flag_doses_too_close(session: Session, cfg: StudyConfig, record: CourseRecord, participant: Participant,
-                          log: DoseLog, now: datetime) -> None:
+                          day: int, now: datetime) -> None:
     """Issue 10, finding 2: one staff flag per pair of neighbouring days whose current logs say taken
     less than cfg.min_hours_between_doses apart (course_record.doses_too_close), from any channel."""
     for pair in course_record.doses_too_close(record, cfg):
-        if log.course_day in (pair.earlier, pair.later):
+        if day in (pair.earlier, pair.later):
             raise_flag(session, key=f"doses_too_close:{record.course_id}:{pair.earlier}:{pair.later}",
                        kind="doses_too_close", site_id=participant.site_id, participant_id=participant.id, now=now,
                        detail=flag_details.detail("doses_too_close", cycle=record.cycle, earlier=pair.earlier,
