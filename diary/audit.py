@@ -21,7 +21,8 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 from flask import current_app, has_app_context
 from sqlalchemy import bindparam, text
@@ -84,7 +85,7 @@ def _lock_id(chain: str) -> int:
     return int.from_bytes(hashlib.sha256(b"audit-chain:" + chain.encode()).digest()[:8], "big", signed=True)
 
 
-def _canonical(event: AuditEvent, *, legacy: bool = False) -> bytes:
+def _canonical(event: AuditEvent | SimpleNamespace, *, legacy: bool = False) -> bytes:
     body = {
         "at": event.at.isoformat(),
         "actor": event.actor,
@@ -104,7 +105,7 @@ def _canonical(event: AuditEvent, *, legacy: bool = False) -> bytes:
     return json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()
 
 
-def _digest(event: AuditEvent) -> str:
+def _digest(event: AuditEvent | SimpleNamespace) -> str:
     """The event's hash as stored: keyed, or the old unkeyed SHA-256 for the legacy chain."""
     if event.chain == LEGACY:
         return hashlib.sha256(_canonical(event, legacy=True)).hexdigest()
@@ -171,8 +172,9 @@ def record(
     reason: str | None = None,
     at: datetime | None = None,
     row: Any = None,
-) -> AuditEvent:
-    """Append one event in the caller's transaction, so the change and its trail commit together.
+) -> Appended:
+    """Append one event in the caller's transaction, so the change and its trail commit together;
+    its id, chain and hash.
 
     `row`: the clinical row this event names as the database returned it when it was written
     (diary.inserts.insert_once), so it is fingerprinted without being read back: it must hold what a SELECT
@@ -185,7 +187,10 @@ def record(
     # Stored as UTC and read back as UTC: hash the same form, or a local-time instant
     # (+08:00) would never verify.
     at = (at or utc_now()).astimezone(UTC)
-    event = AuditEvent(
+    # The event's columns as a plain namespace: a SQLModel object of fifteen fields was a third of
+    # an append's Python work, on every clinical write (issue 15). Hashed by the same _canonical
+    # that verify applies to the stored row.
+    event = SimpleNamespace(
         at=at,
         actor=actor,
         action=action,
@@ -202,9 +207,9 @@ def record(
         else _stored_row_hash(session, entity, entity_id),
     )
     event.hash = _digest(event)
-    # One INSERT, not a unit-of-work flush: the event is written now, and returned detached.
-    event.id = conn.execute(_APPEND, {name: getattr(event, name) for name in _COLUMNS}).scalar_one()
-    return event
+    # One INSERT, not a unit-of-work flush: the event is written now.
+    event_id = conn.execute(_APPEND, {name: getattr(event, name) for name in _COLUMNS}).scalar_one()
+    return Appended(event_id, chain, event.hash)
 
 
 def _locked_head(conn, chain: str) -> str | None:
@@ -227,6 +232,16 @@ _SQLITE_WRITE_LOCK = text("UPDATE auditevent SET chain = chain WHERE 1 = 0")
 _TABLE = AuditEvent.__table__
 _HEAD = sa_select(_TABLE.c.hash).where(_TABLE.c.chain == bindparam("chain")).order_by(_TABLE.c.id.desc()).limit(1)
 _APPEND = sa_insert(_TABLE).returning(_TABLE.c.id)
+
+
+class Appended(NamedTuple):
+    """An event record() appended: where it is (id), which chain it extends, and its hash."""
+
+    id: int
+    chain: str
+    hash: str
+
+
 _COLUMNS = tuple(c.name for c in _TABLE.c if c.name != "id")
 
 
