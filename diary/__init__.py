@@ -275,17 +275,23 @@ def _refuse_nul_bytes():
 _NOT_DOCUMENTS = ("text/css", "text/javascript", "image/png")
 
 
+# The policies every document gets, unless its view set its own.
+_DOCUMENT_HEADERS = (("Content-Security-Policy", CSP), ("Referrer-Policy", "same-origin"),
+                     ("X-Frame-Options", "DENY"), ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+
+
 def _security_headers(response):
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.endpoint == "static" and response.mimetype in _NOT_DOCUMENTS:
-        return response
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    # Pages carry personal health data: never let a shared cache or the back button keep them.
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Cache-Control", "no-store")
+    headers = response.headers
+    # One pass over the response's headers, not a scan per policy (Headers.setdefault): this runs
+    # on every response (issue 15).
+    present = {key.lower() for key in headers.keys()}
+    missing = [("X-Content-Type-Options", "nosniff")] if "x-content-type-options" not in present else []
+    if not (request.endpoint == "static" and response.mimetype in _NOT_DOCUMENTS):
+        missing += [(key, value) for key, value in _DOCUMENT_HEADERS if key.lower() not in present]
+        if request.is_secure and "strict-transport-security" not in present:
+            missing.append(("Strict-Transport-Security", "max-age=31536000"))
+        # Pages carry personal health data: never let a shared cache or the back button keep them.
+        if response.mimetype == "text/html" and "cache-control" not in present:
+            missing.append(("Cache-Control", "no-store"))
+    headers.extend(missing)
     return response
