@@ -44,6 +44,32 @@ class _SessionInterface(SecureCookieSessionInterface):
 _SESSION_SENT_ON = "sent_on"
 
 
+class _Diary(Flask):
+    """Flask, with ensure_sync decided once per function. Flask asks it of the view and of every
+    hook on every request (22 times a check-off), and each answer (inspect.iscoroutinefunction)
+    is a handful of Python calls; the views and hooks are the same functions every time, so the
+    answer is kept (issue 15). Flask documents ensure_sync as the method to override. A bounded
+    number is kept, so that functions made per call (copy_current_request_context) cannot grow
+    the table without end."""
+
+    _KEPT = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._synced: dict = {}
+
+    def ensure_sync(self, func):
+        try:
+            return self._synced[func]
+        except KeyError:
+            synced = super().ensure_sync(func)
+            if len(self._synced) < self._KEPT:
+                self._synced[func] = synced
+            return synced
+        except TypeError:  # an unhashable callable
+            return super().ensure_sync(func)
+
+
 # No inline script or style anywhere: htmx's own indicator style is switched off in base.html.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -66,7 +92,7 @@ def settle() -> None:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    app = Flask(
+    app = _Diary(
         __name__,
         instance_relative_config=True,
         template_folder=os.path.join(root, "templates"),
@@ -160,6 +186,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # hook sees the response, and a failed commit replaces it with an error page (diary/db.py).
     db.init_unit_of_work(app)
     app.context_processor(_template_globals)
+    from diary import labels
+
+    # A global rather than a per-page value: the patient pages' macro module (_status.html) is
+    # imported without the page's context, built once and kept (issue 15), and reads its words
+    # (lazy strings, translated for each page's reader) from here.
+    app.jinja_env.globals["labels"] = labels
     return app
 
 
@@ -243,10 +275,8 @@ def _select_timezone() -> str | None:
 def _template_globals() -> dict[str, Any]:
     from flask_babel import get_locale
 
-    from diary import labels
-
     locale = str(get_locale() or "zh")
-    return {"html_lang": "zh-CN" if locale.startswith("zh") else "en", "labels": labels}
+    return {"html_lang": "zh-CN" if locale.startswith("zh") else "en"}
 
 
 def _refuse_nul_bytes():

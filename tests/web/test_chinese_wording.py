@@ -212,3 +212,27 @@ def test_each_page_is_in_its_own_readers_language_when_readers_of_both_languages
         en = english.get("/login").get_data(as_text=True)
         assert "服药日记" in zh and "Medicine diary" not in zh
         assert "Medicine diary" in en and "服药日记" not in en
+
+
+def test_the_day_card_macros_speak_each_participants_language_when_both_take_turns(app, world, session):
+    # The day card's macros (diary status words, the empty-stomach question) come from a macro
+    # module that is built once and kept across requests: it must look each reader's language up
+    # for each page, not keep the first reader's.
+    from tests.conftest import PIN, csrf_from
+
+    world.participants["pa"].language = "zh"
+    session.add(world.participants["pa"])
+    session.commit()
+    phones = {}
+    for key in ("pa", "pb"):
+        phone = phones[key] = app.test_client()
+        r = phone.post("/login", data={"csrf_token": csrf_from(phone, "/login"), "phone": world.phones[key],
+                                       "pin": PIN})
+        assert r.status_code == 302
+    for _turn in range(3):
+        zh = phones["pa"].get("/").get_data(as_text=True)
+        en = phones["pb"].get("/").get_data(as_text=True)
+        assert "待服药" in zh and "您是空腹服用的吗？" in zh
+        assert "To take" not in zh and "empty stomach" not in zh
+        assert "To take" in en and "Did you take it on an empty stomach?" in en
+        assert "待服药" not in en and "空腹" not in en
