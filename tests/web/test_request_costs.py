@@ -70,3 +70,15 @@ def test_a_participants_courses_are_read_by_index_however_large_the_study_grows(
     # The newest of the 300, a retraction, is the day's record; the day has no outcome.
     course = world.courses["pa"].id
     assert records[course].heads[9].outcome == "retracted" and 9 not in records[course].outcomes
+
+
+def test_the_per_request_course_loads_are_short_enough_for_psycopg_to_keep_their_conversion():
+    # psycopg converts a statement's %(name)s placeholders once and keeps the result, but only
+    # for a statement of at most MAX_CACHED_STATEMENT_LENGTH bytes: a longer one is parsed anew on
+    # every execution, and these two run on every participant page and check-off.
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+    from sqlalchemy.dialects import postgresql
+
+    for key in ("participant", "course"):
+        sql = str(course_records._plan_by(key).union.compile(dialect=postgresql.dialect()))
+        assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH, (key, len(sql))
