@@ -16,7 +16,7 @@ from diary.auth import devices
 from diary.auth.services import Policy
 from diary.auth.sms_limits import ResetLimits
 from diary.extensions import htmx, login_manager
-from diary.models import Participant, Site, StaffSite, StaffUser
+from diary.models import Participant, StaffSite, StaffUser
 
 
 class StaffPrincipal(UserMixin):
@@ -47,8 +47,12 @@ class StaffPrincipal(UserMixin):
 class ParticipantPrincipal(UserMixin):
     kind = "participant"
 
-    def __init__(self, participant: Participant, device: str, site: Site | None = None):
-        self.participant = participant
+    def __init__(self, participant: devices.SignedInParticipant | Participant, device: str,
+                 site: devices.SiteOfParticipant | None = None):
+        # The participant's own row as their pages read it, read-only (devices.SignedInParticipant):
+        # a service that changes it loads the row (patient/settings.py).
+        self.participant = (participant if isinstance(participant, devices.SignedInParticipant)
+                            else devices.SignedInParticipant.of(participant))
         self.device = device
         self.site = site  # loaded with the participant on each request (auth.devices.find_open)
         self.id = participant.id

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from functools import cache
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.orm import load_only
 from sqlmodel import Session, select
 
 from diary.crypto import token_hash
@@ -53,19 +52,68 @@ _PARTICIPANT_PAGE_COLUMNS = ("id", "study_number", "site_id", "cohort", "languag
                              "sms_opt_in", "status", "auth_version", "ended_at")
 
 
+class SignedInParticipant(NamedTuple):
+    """The signed-in participant's own row as their pages read it, as it was when this request
+    began: plain values, read-only. A service that changes the participant loads the row itself
+    (`session.get(Participant, id)`), in the request's unit of work (issue 15: building the ORM
+    object and its site on every request was two fifths of the sign-in check)."""
+
+    id: int
+    study_number: str
+    site_id: int
+    cohort: str
+    language: str
+    timezone: str
+    reminder_time: str
+    sms_opt_in: bool
+    status: str
+    auth_version: int
+    ended_at: datetime | None
+
+    @classmethod
+    def of(cls, participant: Participant) -> SignedInParticipant:
+        return cls(*(getattr(participant, name) for name in cls._fields))
+
+
+class SiteOfParticipant(NamedTuple):
+    """The participant's site as their pages show it (its phone numbers, quiet hours): read-only."""
+
+    id: int
+    code: str
+    name: str
+    timezone: str
+    phone: str
+    on_call_phone: str | None
+    emergency_phone: str
+    plt_lln: float | None
+    quiet_start: time | None
+    quiet_end: time | None
+    created_at: datetime
+
+
+if SignedInParticipant._fields != _PARTICIPANT_PAGE_COLUMNS or \
+        SiteOfParticipant._fields != tuple(c.name for c in Site.__table__.c):
+    raise ImportError("the signed-in participant's or site's columns changed: update auth/devices.py")
+
+
 @cache
 def _open_query(model: type[Participant] | type[StaffUser]):
     """find_open's statement, built once per model: it runs on every signed-in request, and a
     statement built afresh each time is built and keyed for the compiled cache each time too.
     A device session that has ended, or that is another account's, finds nothing (a device
-    session belongs to one account: a participant's or a staff member's, never both)."""
+    session belongs to one account: a participant's or a staff member's, never both).
+    A participant's is a plain (Core) select of their page's values and their site's: no ORM
+    object, no identity map."""
     owner, other = ((DeviceSession.participant_id, DeviceSession.staff_id) if model is Participant
                     else (DeviceSession.staff_id, DeviceSession.participant_id))
-    query = select(model, DeviceSession.id, DeviceSession.last_seen_at).join(DeviceSession, owner == model.id)
     if model is Participant:
         # The participant's site comes along: every participant page shows its phone numbers.
-        query = query.add_columns(Site).join(Site, Site.id == Participant.site_id).options(
-            load_only(*(getattr(Participant, name) for name in _PARTICIPANT_PAGE_COLUMNS)))
+        columns = [getattr(Participant, name) for name in _PARTICIPANT_PAGE_COLUMNS]
+        query = select(*columns, DeviceSession.id, DeviceSession.last_seen_at, *Site.__table__.c) \
+            .select_from(Participant).join(DeviceSession, owner == Participant.id) \
+            .join(Site, Site.id == Participant.site_id)
+    else:
+        query = select(model, DeviceSession.id, DeviceSession.last_seen_at).join(DeviceSession, owner == model.id)
     return query.where(model.id == bindparam("pk"), DeviceSession.token_hash == bindparam("token"),
                        DeviceSession.ended_at.is_(None), other.is_(None))
 
@@ -77,15 +125,25 @@ class OpenSession(NamedTuple):
     last_seen_at: datetime
 
 
-def find_open(session: Session, model: type[Participant] | type[StaffUser], pk: int,
-              token: str) -> tuple[Participant | StaffUser, OpenSession, Site | None] | None:
-    """The account `model` #pk, the device session named by `token` and a participant's site, if that
-    session is this account's own and has not ended; None otherwise. One statement (issue 15): it
-    runs on every signed-in request."""
-    found = session.exec(_open_query(model), params={"pk": pk, "token": token_hash(token)}).first()
-    if found is None:
+_PAGE = len(_PARTICIPANT_PAGE_COLUMNS)
+
+
+def find_open(session: Session, model: type[Participant] | type[StaffUser], pk: int, token: str
+              ) -> tuple[SignedInParticipant | StaffUser, OpenSession, SiteOfParticipant | None] | None:
+    """The account `model` #pk (a participant as SignedInParticipant, a staff member as the ORM
+    object), the device session named by `token` and a participant's site, if that session is this
+    account's own and has not ended; None otherwise. One statement (issue 15): it runs on every
+    signed-in request."""
+    params = {"pk": pk, "token": token_hash(token)}
+    if model is not Participant:
+        found = session.exec(_open_query(model), params=params).first()
+        return None if found is None else (found[0], OpenSession(found[1], found[2]), None)
+    # Through the session's connection: the request's one transaction, without the ORM's work.
+    row = session.connection().execute(_open_query(model), params).first()
+    if row is None:
         return None
-    return found[0], OpenSession(found[1], found[2]), (found[3] if model is Participant else None)
+    return (SignedInParticipant._make(row[:_PAGE]), OpenSession(row[_PAGE], row[_PAGE + 1]),
+            SiteOfParticipant._make(row[_PAGE + 2:]))
 
 
 def seen(session: Session, row: OpenSession, now: datetime) -> None:

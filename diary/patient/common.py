@@ -15,8 +15,9 @@ from flask_babel import format_time, get_locale, to_user_timezone
 from flask_login import current_user
 
 from diary import db
+from diary.auth.devices import SignedInParticipant, SiteOfParticipant
 from diary.extensions import htmx
-from diary.models import Participant, Site
+from diary.models import Site
 from diary.patient import bp
 from diary.study import StudyConfig
 
@@ -25,11 +26,13 @@ def cfg() -> StudyConfig:
     return current_app.extensions["diary.study"]
 
 
-def me() -> Participant:
+def me() -> SignedInParticipant:
+    """The signed-in participant's own row as their pages read it, as it was when this request
+    began (read-only: a change goes through the row, `db.session().get(Participant, me().id)`)."""
     return current_user.participant
 
 
-def my_site() -> Site:
+def my_site() -> SiteOfParticipant | Site:
     # Loaded with the participant on each request (auth.devices.find_open); just signed in, read here.
     return current_user.site or db.session().get(Site, me().site_id)
 

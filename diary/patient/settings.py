@@ -10,6 +10,7 @@ from flask_login import current_user
 from diary import audit, clock, db
 from diary.auth import devices, participant_required
 from diary.errors import keep_typed
+from diary.models import Participant
 from diary.patient import bp
 from diary.patient.common import cfg, me
 from diary.patient.messages import settings_error
@@ -61,13 +62,15 @@ def save_settings():
     try:
         if values["sms"] not in ("on", "off"):
             raise SettingsError("sms", "invalid")
-        update_settings(db.session(), participant=me(), cfg=cfg(), reminder_time=values["reminder_time"],
+        # The row itself: me() is the read-only view of it this request began with.
+        participant = db.session().get(Participant, me().id)
+        update_settings(db.session(), participant=participant, cfg=cfg(), reminder_time=values["reminder_time"],
                         language=values["language"], sms_opt_in=values["sms"] == "on", now=clock.now())
     except SettingsError as error:
         return render_template("patient/settings.html", values=values, field=error.field,
                                error=settings_error(error), **_devices()), 422
     # The new language applies to this very message, not only to the next page.
-    current_user.language = me().language
+    current_user.language = participant.language
     refresh()
     flash(_("Your settings are saved."), "success")
     return redirect(url_for("patient.settings"), 303)
