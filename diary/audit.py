@@ -25,11 +25,12 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from flask import current_app, has_app_context
-from sqlalchemy import bindparam, text
+from sqlalchemy import BigInteger, String, bindparam, func, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from diary.inserts import insert_once
 from diary.models import APPEND_ONLY, AuditEvent
 from diary.sqltypes import utc_now
 
@@ -172,18 +173,27 @@ def record(
     reason: str | None = None,
     at: datetime | None = None,
     row: Any = None,
+    locked: LockedHead | None = None,
 ) -> Appended:
     """Append one event in the caller's transaction, so the change and its trail commit together;
     its id, chain and hash.
 
     `row`: the clinical row this event names as the database returned it when it was written
     (diary.inserts.insert_once), so it is fingerprinted without being read back: it must hold what a SELECT
-    returns, or verify would report the row changed."""
+    returns, or verify would report the row changed.
+    `locked`: the event's chain as insert_locked locked it and read its head with that row, when
+    nothing was appended to the chain since (an event linked to a stale head is a fork, which the
+    database refuses)."""
     chain = chain_of(site_id=site_id, participant_id=participant_id)
     entity_id = None if entity_id is None else str(entity_id)
     session.flush()  # the clinical row this event names must be readable for its fingerprint
     conn = session.connection()
-    last = _locked_head(conn, chain)
+    if locked is None:
+        last = _locked_head(conn, chain)
+    elif locked.chain == chain:
+        last = locked.hash
+    else:
+        raise ValueError(f"the chain locked with the row is {locked.chain}, not this event's {chain}")
     # Stored as UTC and read back as UTC: hash the same form, or a local-time instant
     # (+08:00) would never verify.
     at = (at or utc_now()).astimezone(UTC)
@@ -212,6 +222,29 @@ def record(
     return Appended(event_id, chain, event.hash)
 
 
+class LockedHead(NamedTuple):
+    """A chain locked for this transaction, and its newest hash when it was locked (None: a new chain)."""
+
+    chain: str
+    hash: str | None
+
+
+def insert_locked(session: Session, table, values: dict, chain: str) -> tuple[dict, LockedHead] | None:
+    """A clinical row written once (diary.inserts.insert_once), and the audit chain its event will
+    extend, locked and its head read: for record(..., row=, locked=). None, with nothing written
+    and nothing locked, when a unique rule refused the row. On PostgreSQL the lock and the head
+    come back with the row from the INSERT's own RETURNING (audit_lock_chain_head runs once the
+    row is written): a check-off sends one statement fewer (issue 15). SQLite takes them after it."""
+    if session.get_bind().dialect.name != "postgresql":
+        row = insert_once(session, table, values)
+        return None if row is None else (row, LockedHead(chain, _locked_head(session.connection(), chain)))
+    row = insert_once(session, table, {**values, "audit_lock": _lock_id(chain), "audit_chain": chain},
+                      _PG_LOCKED_HEAD_RETURNED)
+    if row is None:
+        return None
+    return row, LockedHead(chain, row.pop(_HEAD_COLUMN))
+
+
 def _locked_head(conn, chain: str) -> str | None:
     """Lock `chain` until the transaction ends, then read its newest hash (None for a new chain):
     the next append to it waits, and reads this one's event as its head. PostgreSQL: one call of
@@ -228,6 +261,10 @@ def _locked_head(conn, chain: str) -> str | None:
 
 # Built once: record runs on every clinical write.
 _PG_LOCKED_HEAD = text("SELECT audit_lock_chain_head(:k, :chain)")
+_HEAD_COLUMN = "audit_chain_head"
+_PG_LOCKED_HEAD_RETURNED = (func.audit_lock_chain_head(bindparam("audit_lock", type_=BigInteger),
+                                                       bindparam("audit_chain", type_=String))
+                            .label(_HEAD_COLUMN),)
 _SQLITE_WRITE_LOCK = text("UPDATE auditevent SET chain = chain WHERE 1 = 0")
 _TABLE = AuditEvent.__table__
 _HEAD = sa_select(_TABLE.c.hash).where(_TABLE.c.chain == bindparam("chain")).order_by(_TABLE.c.id.desc()).limit(1)

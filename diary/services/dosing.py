@@ -13,7 +13,6 @@ from sqlmodel import Session, select
 
 from diary import audit, course_record, study
 from diary.course_record import CourseRecord, LogFact
-from diary.inserts import insert_once
 from diary.models import FASTING, Course, DoseLog, Participant, course_not_voided
 from diary.services import flag_details
 from diary.services.course_records import is_current, load_record
@@ -126,8 +125,9 @@ def record_dose(
         # A second phone, or an SMS reply after the page check-off: already recorded.
         return Logged(session.get(DoseLog, current.id), record)
 
-    row = insert_once(session, DoseLog.__table__, values)
-    if row is None:
+    written = audit.insert_locked(session, DoseLog.__table__, values,
+                                  audit.chain_of(site_id=participant.site_id, participant_id=participant.id))
+    if written is None:
         # The same key, or the same day, written a moment ago by a concurrent request: the database
         # keeps one chain per day (uq_doselog_first_record, unique supersedes_id), and the loser
         # gets the winner's record back, as a replay does.
@@ -138,6 +138,7 @@ def record_dose(
             if raced is None or raced.outcome == "retracted":
                 raise DoseLogError("conflict") from None
         return Logged(raced, load_record(session, course_id))
+    row, locked = written
     fact = LogFact(row["id"], day, outcome, row["taken_at"], source, row["received_at"], row["fasting"], row["reason"],
                    client_key, row["dose_mg"], row["tablets"])
     head = (record.heads or {}).get(day)
@@ -148,7 +149,7 @@ def record_dose(
         entity="DoseLog", entity_id=fact.id, site_id=participant.site_id,
         participant_id=participant.id, at=now, reason=correction_reason,
         before=_snapshot(course_id, head) if head is not None else None, after=_snapshot(course_id, fact),
-        row=row,
+        row=row, locked=locked,
     )
     after = course_record.with_log(record, fact)
     if outcome == "taken":

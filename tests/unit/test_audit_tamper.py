@@ -233,6 +233,50 @@ def test_an_append_that_waited_for_the_chain_links_to_the_event_it_waited_for(ap
         assert audit.verify(s).ok
 
 
+def _check_off(app, world, clock, errors):
+    try:
+        with Session(app.extensions["diary.engine"]) as s:
+            dosing.record_dose(s, app.extensions["diary.study"], participant=world.participants["pa"],
+                               course_id=world.courses["pa"].id, day=3, outcome="taken", client_key="waited-for-chain",
+                               source="participant", now=clock.now, taken_at=clock.now - timedelta(minutes=5))
+            s.commit()
+    except Exception as exc:  # noqa: BLE001 - reported to the test thread
+        errors.append(exc)
+        raise
+
+
+def test_a_check_off_that_waited_for_the_chain_links_to_the_event_it_waited_for(app, backend, world, clock):
+    # A check-off locks its participant's chain and reads its head with the dose log's own INSERT
+    # (PostgreSQL): the lock is taken once the row is written, the head read after the lock is
+    # granted, so an append committed meanwhile is the head it links to, never a fork.
+    pa = world.participants["pa"]
+    release, errors = threading.Event(), []
+    first = threading.Thread(target=_append, args=(app, pa), kwargs={"hold": release, "errors": errors})
+    second = threading.Thread(target=_check_off, args=(app, world, clock, errors))
+    first.start()
+    try:
+        for waited in ("holds the chain", "waits for the chain"):
+            if waited == "waits for the chain":
+                second.start()
+            for _ in range(100):
+                if _advisory_lock(app, backend, granted=waited == "holds the chain"):
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail(f"no append ever {waited}")
+    finally:
+        release.set()
+        first.join(timeout=10)
+        if second.ident is not None:
+            second.join(timeout=30)
+    assert not errors
+    chain = [e for e in _rows(app, EVENTS) if e["chain"] == f"p:{pa.id}"]
+    assert [e["action"] for e in chain[-2:]] == ["checked", "dose_logged"]
+    assert chain[-1]["prev_hash"] == chain[-2]["hash"]
+    with Session(app.extensions["diary.engine"]) as s:
+        assert audit.verify(s).ok
+
+
 def test_concurrent_appends_to_one_chain_never_fork_it(app, world):
     pa = world.participants["pa"]
     before = len([e for e in _rows(app, EVENTS) if e["chain"] == f"p:{pa.id}"])
