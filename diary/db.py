@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import select
 import time
+from functools import wraps
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from flask import session as cookie_session
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
@@ -133,9 +134,54 @@ def _refuse_bulk_edits_of_append_only_rows(state) -> None:
 log = logging.getLogger(__name__)
 
 
+class ReadsOnlyError(RuntimeError):
+    """A page marked @reads_only tried to write (diary/db.py, reads_only)."""
+
+
+def _refuse_writes(_conn, _cursor, statement: str, _parameters, context, _executemany) -> None:
+    # The first word says it: a SELECT or SHOW reads; anything else may write (a WITH may hold an
+    # INSERT), unless the statement says it is a write complete in itself (devices.seen).
+    words = statement.lstrip().split(None, 1)
+    if words and words[0].upper() in ("SELECT", "SHOW"):
+        return
+    if context is not None and context.execution_options.get("standalone_write"):
+        return
+    raise ReadsOnlyError("a @reads_only page tried to write; drop the mark or move the write")
+
+
 def init_app(app: Flask) -> None:
     app.extensions["diary.engine"] = make_engine(app.config["DATABASE_URL"])
     app.teardown_appcontext(_close_session)
+
+
+def _for_reads(engine: Engine) -> Engine:
+    """The engine of a @reads_only page's session: `engine`'s own pool and listeners, each
+    statement on its own (no BEGIN and COMMIT around them), and every write refused but a
+    standalone one. Made once per engine and kept with it."""
+    reads = engine.__dict__.get("_diary_reads")
+    if reads is None:
+        reads = engine._diary_reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        event.listen(reads, "before_cursor_execute", _refuse_writes)
+    return reads
+
+
+def reads_only(view):
+    """Mark a page that only reads (outermost, above the sign-in check): its request reads without a
+    transaction of its own, so it sends no BEGIN and no COMMIT, two of a today page's four round
+    trips to PostgreSQL (issue 15). Nothing is lost by it: under READ COMMITTED every statement of a
+    transaction reads with a snapshot of its own anyway, and a page's reads are single statements
+    (a course record is one). A write would commit alone, so every write is refused (ReadsOnlyError,
+    a 500 that tests find) except one that stands alone by nature and says so with the execution
+    option `standalone_write` (the device's last use, devices.seen). GET and HEAD only: any other
+    method keeps its unit of work."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if request.method in ("GET", "HEAD") and "db_session" not in g:
+            g.db_reads_only = True
+        return view(*args, **kwargs)
+
+    return wrapped
 
 
 def init_unit_of_work(app: Flask) -> None:
@@ -152,7 +198,8 @@ def engine() -> Engine:
 def session() -> Session:
     """The request's session, opened on first use and closed at teardown."""
     if "db_session" not in g:
-        g.db_session = Session(engine(), expire_on_commit=False)
+        bind = _for_reads(engine()) if g.get("db_reads_only") else engine()
+        g.db_session = Session(bind, expire_on_commit=False)
     return g.db_session
 
 

@@ -149,8 +149,10 @@ def find_open(session: Session, model: type[Participant] | type[StaffUser], pk: 
 def seen(session: Session, row: OpenSession, now: datetime) -> None:
     """Note that this device was used now (at most every SEEN_EVERY)."""
     if now - row.last_seen_at > SEEN_EVERY:
-        # Committed with the request (a refused request leaves it to the next one).
-        session.exec(update(DeviceSession).where(DeviceSession.id == row.id).values(last_seen_at=now))
+        # Committed with the request (a refused request leaves it to the next one); on a @reads_only
+        # page (diary/db.py), which has no transaction, as it runs: one statement complete in itself.
+        session.exec(update(DeviceSession).where(DeviceSession.id == row.id).values(last_seen_at=now)
+                     .execution_options(standalone_write=True))
 
 
 def end(session: Session, token: str, now: datetime, reason: str = "signed_out") -> None:

@@ -6,6 +6,7 @@ from flask import abort, render_template, request
 
 from diary import clock, course_record, db, study
 from diary.auth import participant_required
+from diary.db import reads_only
 from diary.inputs import id_arg
 from diary.patient import bp
 from diary.patient.common import cfg, me, my_site
@@ -14,6 +15,7 @@ from diary.services.course_records import load_record
 
 
 @bp.get("/calendar")
+@reads_only
 @participant_required
 def calendar():
     now, participant = clock.now(), me()

@@ -13,6 +13,7 @@ from flask import abort, redirect, request, url_for
 from diary import clock, db
 from diary.auth import participant_required
 from diary.course_record import CourseRecord
+from diary.db import reads_only
 from diary.patient import bp
 from diary.patient.common import cfg, me, my_site, page_or_fragment, wants_fragment
 from diary.patient.messages import dose_error
@@ -21,6 +22,7 @@ from diary.services.dosing import DoseLogError
 
 
 @bp.get("/")
+@reads_only
 @participant_required
 def today():
     view = day_cards.today_view(db.session(), me(), cfg(), clock.now())
@@ -58,6 +60,7 @@ def _render_card(card: day_cards.DayCard, *, error: str | None = None, done: str
 
 
 @bp.get("/courses/<int:course_id>/days/<int:day>")
+@reads_only
 @participant_required
 def day_page(course_id: int, day: int):
     card = _card_or_404(course_id, day)
@@ -65,6 +68,7 @@ def day_page(course_id: int, day: int):
 
 
 @bp.get("/courses/<int:course_id>/days/<int:day>/not-taken")
+@reads_only
 @participant_required
 def not_taken_form(course_id: int, day: int):
     return _render_card(_card_or_404(course_id, day), reason_form=True)
