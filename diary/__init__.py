@@ -234,8 +234,10 @@ def _translate_templates_per_render(app: Flask) -> None:
     # through a second wrapper for each string.
     def formatted(context, text, variables):
         # As Jinja does: the catalogue's text is the app's own, so it is markup; the values put
-        # into it are escaped by Markup's %.
-        return (Markup(text) if context.eval_ctx.autoescape else text) % variables  # noqa: S704
+        # into it are escaped by Markup's %. A text with no values and no "%" is what % would make
+        # of it: most of a page's ~20 strings skip the formatting (issue 15).
+        text = Markup(text) if context.eval_ctx.autoescape else text  # noqa: S704
+        return text % variables if variables or "%" in text else text
 
     @pass_context
     def gettext(context, string, **variables):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import NamedTuple
 
@@ -76,23 +76,18 @@ class SignedInParticipant(NamedTuple):
 
 
 class SiteOfParticipant(NamedTuple):
-    """The participant's site as their pages show it (its phone numbers, quiet hours): read-only."""
+    """The participant's site as their pages show it: its name and the numbers to call. Read-only;
+    a service that needs more of the site (its quiet hours) reads the row."""
 
     id: int
-    code: str
     name: str
-    timezone: str
     phone: str
     on_call_phone: str | None
     emergency_phone: str
-    plt_lln: float | None
-    quiet_start: time | None
-    quiet_end: time | None
-    created_at: datetime
 
 
 if SignedInParticipant._fields != _PARTICIPANT_PAGE_COLUMNS or \
-        SiteOfParticipant._fields != tuple(c.name for c in Site.__table__.c):
+        not set(SiteOfParticipant._fields) <= set(Site.__table__.c.keys()):
     raise ImportError("the signed-in participant's or site's columns changed: update auth/devices.py")
 
 
@@ -109,7 +104,8 @@ def _open_query(model: type[Participant] | type[StaffUser]):
     if model is Participant:
         # The participant's site comes along: every participant page shows its phone numbers.
         columns = [getattr(Participant, name) for name in _PARTICIPANT_PAGE_COLUMNS]
-        query = select(*columns, DeviceSession.id, DeviceSession.last_seen_at, *Site.__table__.c) \
+        site = [getattr(Site, name) for name in SiteOfParticipant._fields]
+        query = select(*columns, DeviceSession.id, DeviceSession.last_seen_at, *site) \
             .select_from(Participant).join(DeviceSession, owner == Participant.id) \
             .join(Site, Site.id == Participant.site_id)
     else:
