@@ -376,6 +376,17 @@ def csrf_from(client, url: str) -> str:
     return match.group(1) or match.group(2)
 
 
+_TAKEN_FORM = re.compile(r'action="(/courses/\d+/days/\d+)/taken"')
+
+
+def check_off_form(html: str) -> tuple[str, str]:
+    """From a today page: its day's form path ("/courses/1/days/3", to which "/taken" and "/undo"
+    are added) and the page's CSRF token."""
+    match, token = _TAKEN_FORM.search(html), _CSRF.search(html)
+    assert match and token, "no check-off form on the page"
+    return match.group(1), token.group(1) or token.group(2)
+
+
 @pytest.fixture
 def auth(client, world, clock):
     class Auth:

@@ -201,19 +201,18 @@ def _advisory_lock(app, backend, *, granted: bool) -> bool:
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = %s", (granted,)).scalar())
 
 
-def test_an_append_that_waited_for_the_chain_links_to_the_event_it_waited_for(app, backend, world):
-    # The head is read after the lock is granted, with what the first append committed in view: a
-    # head read before the wait would link the second event to the first one's predecessor, and
-    # the database would refuse it as a fork.
-    pa = world.participants["pa"]
+def _second_waits_for_first(app, backend, participant, second) -> list:
+    """An append to `participant`'s chain holds its transaction open; `second(errors)` is started
+    once it holds the chain's lock, and the first commits once `second` is queued for that lock.
+    The errors either met."""
     release, errors = threading.Event(), []
-    first = threading.Thread(target=_append, args=(app, pa), kwargs={"hold": release, "errors": errors})
-    second = threading.Thread(target=_append, args=(app, pa), kwargs={"errors": errors})
+    first = threading.Thread(target=_append, args=(app, participant), kwargs={"hold": release, "errors": errors})
+    waiting = threading.Thread(target=second, args=(errors,))
     first.start()
     try:
         for waited in ("holds the chain", "waits for the chain"):
             if waited == "waits for the chain":
-                second.start()
+                waiting.start()
             for _ in range(100):
                 if _advisory_lock(app, backend, granted=waited == "holds the chain"):
                     break
@@ -223,14 +222,27 @@ def test_an_append_that_waited_for_the_chain_links_to_the_event_it_waited_for(ap
     finally:
         release.set()
         first.join(timeout=10)
-        if second.ident is not None:
-            second.join(timeout=30)
-    assert not errors
-    chain = [e for e in _rows(app, EVENTS) if e["chain"] == f"p:{pa.id}"]
-    assert [e["action"] for e in chain[-2:]] == ["checked", "checked"]
+        if waiting.ident is not None:
+            waiting.join(timeout=30)
+    return errors
+
+
+def _linked_to_the_first(app, participant, action: str) -> None:
+    chain = [e for e in _rows(app, EVENTS) if e["chain"] == f"p:{participant.id}"]
+    assert [e["action"] for e in chain[-2:]] == ["checked", action]
     assert chain[-1]["prev_hash"] == chain[-2]["hash"]
     with Session(app.extensions["diary.engine"]) as s:
         assert audit.verify(s).ok
+
+
+def test_an_append_that_waited_for_the_chain_links_to_the_event_it_waited_for(app, backend, world):
+    # The head is read after the lock is granted, with what the first append committed in view: a
+    # head read before the wait would link the second event to the first one's predecessor, and
+    # the database would refuse it as a fork.
+    pa = world.participants["pa"]
+    errors = _second_waits_for_first(app, backend, pa, lambda errors: _append(app, pa, errors=errors))
+    assert not errors
+    _linked_to_the_first(app, pa, "checked")
 
 
 def _check_off(app, world, clock, errors):
@@ -250,31 +262,9 @@ def test_a_check_off_that_waited_for_the_chain_links_to_the_event_it_waited_for(
     # (PostgreSQL): the lock is taken once the row is written, the head read after the lock is
     # granted, so an append committed meanwhile is the head it links to, never a fork.
     pa = world.participants["pa"]
-    release, errors = threading.Event(), []
-    first = threading.Thread(target=_append, args=(app, pa), kwargs={"hold": release, "errors": errors})
-    second = threading.Thread(target=_check_off, args=(app, world, clock, errors))
-    first.start()
-    try:
-        for waited in ("holds the chain", "waits for the chain"):
-            if waited == "waits for the chain":
-                second.start()
-            for _ in range(100):
-                if _advisory_lock(app, backend, granted=waited == "holds the chain"):
-                    break
-                threading.Event().wait(0.05)
-            else:
-                pytest.fail(f"no append ever {waited}")
-    finally:
-        release.set()
-        first.join(timeout=10)
-        if second.ident is not None:
-            second.join(timeout=30)
+    errors = _second_waits_for_first(app, backend, pa, lambda errors: _check_off(app, world, clock, errors))
     assert not errors
-    chain = [e for e in _rows(app, EVENTS) if e["chain"] == f"p:{pa.id}"]
-    assert [e["action"] for e in chain[-2:]] == ["checked", "dose_logged"]
-    assert chain[-1]["prev_hash"] == chain[-2]["hash"]
-    with Session(app.extensions["diary.engine"]) as s:
-        assert audit.verify(s).ok
+    _linked_to_the_first(app, pa, "dose_logged")
 
 
 def test_concurrent_appends_to_one_chain_never_fork_it(app, world):

@@ -2,7 +2,6 @@
 device's last use (issue 15). Their reads are single statements; a write there would commit alone,
 so it is refused."""
 
-import re
 
 import pytest
 from flask import g
@@ -11,6 +10,7 @@ from sqlalchemy import event, insert, select
 from diary import db
 from diary.db import ReadsOnlyError
 from diary.models import DeviceSession, Flag
+from tests.conftest import check_off_form
 
 
 @pytest.fixture
@@ -40,8 +40,7 @@ def test_the_today_page_reads_without_a_transaction_but_a_check_off_writes_in_on
     assert [kind for kind, _ in in_transaction] == ["SELECT", "SELECT"]
     assert not any(open_ for _, open_ in in_transaction)
 
-    base = re.search(r'action="(/courses/\d+/days/\d+)/taken"', html).group(1)
-    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+    base, token = check_off_form(html)
     in_transaction.clear()
     r = client.post(f"{base}/taken", data={"client_key": "reads-only-1", "csrf_token": token},
                     headers={"HX-Request": "true"})

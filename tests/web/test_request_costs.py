@@ -10,7 +10,6 @@ record it wrote against. A change that reads a course twice again, or reads back
 wrote, fails here.
 """
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +17,7 @@ from sqlalchemy import insert, text
 
 from diary.models import DoseLog
 from diary.services import course_records
+from tests.conftest import check_off_form
 
 TODAY_BUDGET = 2
 CHECKOFF_BUDGET = {"postgresql": 4, "sqlite": 6}
@@ -29,8 +29,7 @@ def test_the_today_page_and_a_check_off_stay_within_their_statement_budgets(clie
     statements.clear()
     html = client.get("/").get_data(as_text=True)
     today = len(statements)
-    base = re.search(r'action="(/courses/\d+/days/\d+)/taken"', html).group(1)
-    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+    base, token = check_off_form(html)
     statements.clear()
     r = client.post(f"{base}/taken", data={"client_key": "budget-check-1", "csrf_token": token},
                     headers={"HX-Request": "true"})
