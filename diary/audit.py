@@ -229,12 +229,15 @@ class LockedHead(NamedTuple):
     hash: str | None
 
 
-def insert_locked(session: Session, table, values: dict, chain: str) -> tuple[dict, LockedHead] | None:
+def insert_locked(session: Session, table, values: dict, *, site_id: int | None,
+                  participant_id: int | None) -> tuple[dict, LockedHead] | None:
     """A clinical row written once (diary.inserts.insert_once), and the audit chain its event will
-    extend, locked and its head read: for record(..., row=, locked=). None, with nothing written
-    and nothing locked, when a unique rule refused the row. On PostgreSQL the lock and the head
-    come back with the row from the INSERT's own RETURNING (audit_lock_chain_head runs once the
-    row is written): a check-off sends one statement fewer (issue 15). SQLite takes them after it."""
+    extend (the chain of `site_id` and `participant_id`, as record() names it), locked and its
+    head read: for record(..., row=, locked=). None, with nothing written and nothing locked, when
+    a unique rule refused the row. On PostgreSQL the lock and the head come back with the row from
+    the INSERT's own RETURNING (audit_lock_chain_head runs once the row is written): a check-off
+    sends one statement fewer (issue 15). SQLite takes them after it."""
+    chain = chain_of(site_id=site_id, participant_id=participant_id)
     if session.get_bind().dialect.name != "postgresql":
         row = insert_once(session, table, values)
         return None if row is None else (row, LockedHead(chain, _locked_head(session.connection(), chain)))

@@ -47,12 +47,11 @@ class StaffPrincipal(UserMixin):
 class ParticipantPrincipal(UserMixin):
     kind = "participant"
 
-    def __init__(self, participant: devices.SignedInParticipant | Participant, device: str,
+    def __init__(self, participant: devices.SignedInParticipant, device: str,
                  site: devices.SiteOfParticipant | None = None):
-        # The participant's own row as their pages read it, read-only (devices.SignedInParticipant):
-        # a service that changes it loads the row (patient/settings.py).
-        self.participant = (participant if isinstance(participant, devices.SignedInParticipant)
-                            else devices.SignedInParticipant.of(participant))
+        # The participant's own row as their pages read it, read-only: a service that changes it
+        # loads the row (patient/settings.py).
+        self.participant = participant
         self.device = device
         self.site = site  # loaded with the participant on each request (auth.devices.find_open)
         self.id = participant.id

@@ -232,7 +232,7 @@ def _login_participant(participant) -> None:
     device = devices.open_session(db.session(), now=clock.now(), user_agent=request.user_agent.string,
                                   participant_id=participant.id)
     # Remember-me: a participant stays signed in on their own phone through their courses.
-    login_user(ParticipantPrincipal(participant, device), remember=True)
+    login_user(ParticipantPrincipal(devices.SignedInParticipant.of(participant), device), remember=True)
 
 
 @bp.route("/login", methods=["GET", "POST"])

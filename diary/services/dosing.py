@@ -125,8 +125,8 @@ def record_dose(
         # A second phone, or an SMS reply after the page check-off: already recorded.
         return Logged(session.get(DoseLog, current.id), record)
 
-    written = audit.insert_locked(session, DoseLog.__table__, values,
-                                  audit.chain_of(site_id=participant.site_id, participant_id=participant.id))
+    written = audit.insert_locked(session, DoseLog.__table__, values, site_id=participant.site_id,
+                                  participant_id=participant.id)
     if written is None:
         # The same key, or the same day, written a moment ago by a concurrent request: the database
         # keeps one chain per day (uq_doselog_first_record, unique supersedes_id), and the loser
